@@ -1,0 +1,147 @@
+"""Revenue and product analytics from the ClickHouse projection."""
+
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from api.problems import Problem
+from api.routes.deps import get_stores
+from api.stores import Stores
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+
+class Granularity(str, Enum):
+    day = "day"
+    month = "month"
+
+
+class RankBy(str, Enum):
+    revenue = "revenue"
+    units = "units"
+
+
+class RevenuePoint(BaseModel):
+    period: date
+    gross_revenue: Decimal
+    cancelled_revenue: Decimal
+    net_revenue: Decimal
+    units_sold: int
+    units_cancelled: int
+
+
+class TopProduct(BaseModel):
+    product_id: str
+    description: str | None
+    net_revenue: Decimal
+    units_sold: int
+    units_cancelled: int
+
+
+class Summary(BaseModel):
+    events: dict[str, int]  # event type -> distinct events
+    customers: int
+    products: int
+    orders: int
+    cancellations: int
+    net_revenue: Decimal
+    first_event_at: str | None
+    last_event_at: str | None
+
+
+StartQuery = Annotated[date | None, Query(description="First day included (UTC), YYYY-MM-DD")]
+EndQuery = Annotated[date | None, Query(description="Last day included (UTC), YYYY-MM-DD")]
+CountryQuery = Annotated[str | None, Query(max_length=64, description="Only this country")]
+
+
+def _filters(start: date | None, end: date | None, country: str | None) -> tuple[str, dict]:
+    if start and end and start > end:
+        raise Problem(422, "Invalid request", f"start {start} is after end {end}", "validation",
+                      errors=[{"field": "start", "location": "query", "message": "must not be after end"}])
+    conditions, params = ["1 = 1"], {}
+    if start:
+        conditions.append("day >= %(start)s")
+        params["start"] = start
+    if end:
+        conditions.append("day <= %(end)s")
+        params["end"] = end
+    if country:
+        conditions.append("country = %(country)s")
+        params["country"] = country
+    return " AND ".join(conditions), params
+
+
+@router.get("/revenue", response_model=list[RevenuePoint], summary="Revenue and units per day or month")
+def revenue(start: StartQuery = None, end: EndQuery = None, country: CountryQuery = None,
+            granularity: Granularity = Granularity.day, stores: Stores = Depends(get_stores)):
+    where, params = _filters(start, end, country)
+    period = "day" if granularity is Granularity.day else "toStartOfMonth(day)"
+    database = stores.settings.clickhouse_database
+    with stores.clickhouse() as client:
+        rows = client.execute(
+            f"""SELECT {period} AS period, toString(sum(gross_revenue)), toString(sum(cancelled_revenue)),
+                       sum(units_sold), sum(units_cancelled)
+                FROM {database}.sales_daily WHERE {where} GROUP BY period ORDER BY period""",
+            params,
+        )
+    return [
+        {"period": period_, "gross_revenue": Decimal(gross), "cancelled_revenue": Decimal(cancelled),
+         "net_revenue": Decimal(gross) - Decimal(cancelled), "units_sold": sold, "units_cancelled": cancelled_units}
+        for period_, gross, cancelled, sold, cancelled_units in rows
+    ]
+
+
+@router.get("/top-products", response_model=list[TopProduct], summary="Products ranked by net revenue or units")
+def top_products(start: StartQuery = None, end: EndQuery = None, country: CountryQuery = None,
+                 by: RankBy = RankBy.revenue,
+                 limit: Annotated[int, Query(ge=1, le=100, description="How many products")] = 10,
+                 include_services: Annotated[bool, Query(description="Include postage, fees and adjustments")] = False,
+                 stores: Stores = Depends(get_stores)):
+    where, params = _filters(start, end, country)
+    order = "net_revenue" if by is RankBy.revenue else "units_sold - units_cancelled"
+    database = stores.settings.clickhouse_database
+    excluded: set[str] = set()
+    if not include_services:
+        with stores.postgres.connection() as conn:
+            excluded = {row["product_id"] for row in conn.execute("SELECT product_id FROM products WHERE is_service")}
+    params.update({"limit": limit + len(excluded)})
+    with stores.clickhouse() as client:
+        rows = client.execute(
+            f"""SELECT product_id, sum(gross_revenue) - sum(cancelled_revenue) AS net_revenue,
+                       sum(units_sold) AS units_sold, sum(units_cancelled) AS units_cancelled
+                FROM {database}.sales_daily WHERE {where}
+                GROUP BY product_id ORDER BY {order} DESC, product_id LIMIT %(limit)s""",
+            params,
+        )
+    rows = [row for row in rows if row[0] not in excluded][:limit]
+    with stores.postgres.connection() as conn:
+        names = {row["product_id"]: row["description"] for row in conn.execute(
+            "SELECT product_id, description FROM products WHERE product_id = ANY(%s)", ([row[0] for row in rows],))}
+    return [{"product_id": product_id, "description": names.get(product_id), "net_revenue": net,
+             "units_sold": sold, "units_cancelled": cancelled} for product_id, net, sold, cancelled in rows]
+
+
+@router.get("/summary", response_model=Summary, summary="What went through the pipeline")
+def summary(stores: Stores = Depends(get_stores)):
+    database = stores.settings.clickhouse_database
+    with stores.clickhouse() as client:
+        by_type = dict(client.execute(f"SELECT event_type, uniqExact(event_id) FROM {database}.events GROUP BY event_type"))
+        first, last = client.execute(f"SELECT toString(min(occurred_at)), toString(max(occurred_at)), count() FROM {database}.events")[0][:2]
+        net = client.execute(f"SELECT toString(sum(gross_revenue) - sum(cancelled_revenue)) FROM {database}.sales_daily")[0][0]
+    with stores.postgres.connection() as conn:
+        customers = conn.execute("SELECT count(*) AS n FROM customers").fetchone()["n"]
+        products = conn.execute("SELECT count(*) AS n FROM products").fetchone()["n"]
+    return {
+        "events": by_type,
+        "customers": customers,
+        "products": products,
+        "orders": by_type.get("order.placed", 0),
+        "cancellations": by_type.get("order.cancelled", 0),
+        "net_revenue": Decimal(net or 0),
+        "first_event_at": first if by_type else None,
+        "last_event_at": last if by_type else None,
+    }

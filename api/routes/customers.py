@@ -1,0 +1,82 @@
+"""Customer profiles from the PostgreSQL projection."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel
+
+from api.problems import not_found
+from api.routes.deps import get_stores
+from api.stores import Stores
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+CustomerIdPath = Annotated[str, Path(min_length=1, max_length=128, description="Customer id, e.g. 12347")]
+
+
+class CustomerProfile(BaseModel):
+    customer_id: str
+    country: str | None
+    registered_at: datetime | None
+    traits: dict[str, str]
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    order_count: int
+    cancellation_count: int
+    units_purchased: int
+    units_cancelled: int
+    gross_revenue: Decimal
+    cancelled_revenue: Decimal
+    net_revenue: Decimal
+    average_order_value: Decimal | None
+    distinct_products: int
+    last_event_at: datetime | None
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerProfile]
+    next_cursor: str | None  # pass as ?after= to get the next page
+
+
+PROFILE_COLUMNS = """customer_id, country, registered_at, traits, first_order_at, last_order_at, order_count,
+    cancellation_count, units_purchased, units_cancelled, gross_revenue, cancelled_revenue, net_revenue,
+    average_order_value, distinct_products, last_event_at"""
+
+
+@router.get("/{customer_id}", response_model=CustomerProfile, summary="One customer's profile")
+def get_customer(customer_id: CustomerIdPath, stores: Stores = Depends(get_stores)):
+    with stores.postgres.connection() as conn:
+        row = conn.execute(f"SELECT {PROFILE_COLUMNS} FROM customers WHERE customer_id = %s", (customer_id,)).fetchone()
+    if row is None:
+        raise not_found("customer", customer_id)
+    return row
+
+
+@router.get("", response_model=CustomerPage, summary="Customers, by id, with simple filters")
+def list_customers(
+    stores: Stores = Depends(get_stores),
+    country: Annotated[str | None, Query(max_length=64, description="Only customers in this country")] = None,
+    min_orders: Annotated[int, Query(ge=0, description="Only customers with at least this many orders")] = 0,
+    min_net_revenue: Annotated[Decimal | None, Query(description="Only customers with at least this net revenue")] = None,
+    after: Annotated[str | None, Query(max_length=128, description="Cursor: the next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
+):
+    conditions = ["order_count >= %(min_orders)s"]
+    params: dict = {"min_orders": min_orders, "limit": limit + 1}
+    if country is not None:
+        conditions.append("country = %(country)s")
+        params["country"] = country
+    if min_net_revenue is not None:
+        conditions.append("net_revenue >= %(min_net_revenue)s")
+        params["min_net_revenue"] = min_net_revenue
+    if after is not None:
+        conditions.append("customer_id > %(after)s")
+        params["after"] = after
+    query = (f"SELECT {PROFILE_COLUMNS} FROM customers WHERE {' AND '.join(conditions)} "
+             "ORDER BY customer_id LIMIT %(limit)s")
+    with stores.postgres.connection() as conn:
+        rows = conn.execute(query, params).fetchall()
+    next_cursor = rows[limit - 1]["customer_id"] if len(rows) > limit else None
+    return {"items": rows[:limit], "next_cursor": next_cursor}

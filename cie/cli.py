@@ -1,0 +1,121 @@
+"""Command line: ``cie <command>``. Run ``cie --help`` for the list."""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from cie.settings import REPO_ROOT, get_settings
+
+DEFAULT_RETAIL_DIR = REPO_ROOT.parent / "shared" / "data" / "online_retail"
+
+
+def _init(args) -> int:
+    from cie.kafka import ensure_topics
+    from projections.wiring import create_stores
+
+    settings = get_settings()
+    topics = ensure_topics(settings)
+    create_stores(settings)
+    print(f"topics ready: {', '.join(topics.event_topics + [topics.dead_letter, topics.import_ledger])}")
+    print(f"stores ready: PostgreSQL schema {settings.postgres_schema}, ClickHouse database {settings.clickhouse_database}")
+    return 0
+
+
+def _import_retail(args) -> int:
+    from cie.importers.publish import import_retail
+
+    summary = import_retail(get_settings(), Path(args.data_dir), force=args.force, progress=not args.quiet)
+    print(f"files read: {summary.files} ({summary.files_skipped} already imported, not published again)")
+    print(f"events published: {summary.events_published:,} in {summary.seconds:.1f} s "
+          f"({summary.events_per_second:,.0f} events/s)")
+    for event_type, count in sorted(summary.events_by_type.items()):
+        print(f"  {event_type:<24} {count:>10,}")
+    print(f"customers: {summary.customers:,}  products: {summary.products:,}")
+    print("source lines:")
+    for name, count in sorted(summary.counts.items()):
+        print(f"  {name:<38} {count:>10,}")
+    return 0
+
+
+def _worker(args) -> int:
+    from cie.kafka import ensure_topics
+    from projections.wiring import create_stores
+
+    settings = get_settings()
+    ensure_topics(settings)
+    create_stores(settings)
+    from streams.app import app
+
+    sys.argv = ["cie-worker", "worker", "--loglevel", args.loglevel, "--without-web"]
+    app.main()
+    return 0
+
+
+def _lag(args) -> int:
+    from projections.offsets import projection_lags, wait_for_zero_lag
+
+    settings = get_settings()
+    if args.wait is not None:
+        lags = wait_for_zero_lag(settings, timeout=args.wait, progress=not args.quiet)
+    else:
+        lags = projection_lags(settings)
+    for lag in lags:
+        print(f"{lag.projection:<10} applied {lag.applied:>9,} of {lag.total:>9,} records, lag {lag.lag:,}")
+    return 0 if all(lag.lag == 0 for lag in lags) else 1
+
+
+def _replay(args) -> int:
+    from projections.replay import replay_and_compare
+
+    report = replay_and_compare(get_settings(), progress=not args.quiet, keep=args.keep)
+    print(report.render())
+    return 0 if report.matches else 1
+
+
+def _report(args) -> int:
+    from cie.report import demo_report
+
+    print(demo_report(get_settings(), api_url=args.api_url, customer_id=args.customer))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cie", description="Customer Insight and Enhancement platform")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("init", help="create the topics, the PostgreSQL schema and the ClickHouse database").set_defaults(run=_init)
+
+    command = commands.add_parser("import-retail", help="publish the Online Retail CSV files as events")
+    command.add_argument("--data-dir", default=str(DEFAULT_RETAIL_DIR), help="folder of transactions_*.csv.gz files")
+    command.add_argument("--force", action="store_true", help="publish files again even if the import ledger lists them")
+    command.set_defaults(run=_import_retail)
+
+    command = commands.add_parser("worker", help="run the stream processors (Faust worker) in the foreground")
+    command.add_argument("--loglevel", default="info", help="debug, info, warning or error")
+    command.set_defaults(run=_worker)
+
+    command = commands.add_parser("lag", help="print each projection's consumer lag; exit 1 if any is behind")
+    command.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to SECONDS for every lag to reach 0")
+    command.set_defaults(run=_lag)
+
+    command = commands.add_parser("replay", help="rebuild every projection from offset 0 into empty tables and compare checksums with the live state")
+    command.add_argument("--keep", action="store_true", help="keep the rebuilt schema and database for inspection")
+    command.set_defaults(run=_replay)
+
+    command = commands.add_parser("report", help="print what went through the pipeline, read from the API")
+    command.add_argument("--api-url", default=None, help="API base URL (default: from CIE_API_HOST and CIE_API_PORT)")
+    command.add_argument("--customer", default="12347", help="customer whose profile is shown")
+    command.set_defaults(run=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

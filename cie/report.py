@@ -1,0 +1,51 @@
+"""The demo's closing report: what went through the pipeline, read back over HTTP."""
+
+import json
+
+import httpx
+
+from cie.settings import Settings
+
+
+def _money(value) -> str:
+    return f"£{float(value):,.2f}"
+
+
+def demo_report(settings: Settings, api_url: str | None = None, customer_id: str = "12347") -> str:
+    base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    with httpx.Client(base_url=base, timeout=30) as http:
+        summary = http.get("/v1/analytics/summary").raise_for_status().json()
+        customer = http.get(f"/v1/customers/{customer_id}")
+        top = http.get("/v1/analytics/top-products", params={"limit": 5}).raise_for_status().json()
+
+    lines = ["", "Pipeline totals (from ClickHouse and PostgreSQL, through the API)"]
+    for event_type, count in sorted(summary["events"].items()):
+        lines.append(f"  {event_type:<22} {count:>9,} events")
+    lines.append(f"  customers {summary['customers']:,}, products {summary['products']:,}, "
+                 f"orders {summary['orders']:,}, cancellations {summary['cancellations']:,}")
+    lines.append(f"  net revenue {_money(summary['net_revenue'])}, event time "
+                 f"{summary['first_event_at']} to {summary['last_event_at']}")
+
+    lines += ["", f"GET /v1/customers/{customer_id}"]
+    if customer.status_code == 200:
+        lines.append(json.dumps(customer.json(), indent=2))
+    else:
+        lines.append(f"  {customer.status_code}: {customer.json().get('detail')}")
+
+    lines += ["", "Top products by net revenue (GET /v1/analytics/top-products?limit=5)"]
+    for rank, product in enumerate(top, start=1):
+        lines.append(f"  {rank}. {product['product_id']:<8} {product['description'] or '':<36} "
+                     f"{_money(product['net_revenue']):>14} {product['units_sold']:>9,} units")
+
+    lines += [
+        "",
+        f"API: {base}  (OpenAPI docs at {base}/docs)",
+        "Try:",
+        f"  curl -s {base}/v1/customers/{customer_id}",
+        f"  curl -s '{base}/v1/customers?country=Germany&min_orders=5&limit=3'",
+        f"  curl -s '{base}/v1/analytics/revenue?start=2011-11-01&end=2011-11-30'",
+        f"  curl -s '{base}/v1/analytics/top-products?by=units&limit=10'",
+        f"  curl -s {base}/v1/products/85123A",
+        "Stop everything: make down",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""Settings read from the environment, with defaults that match the local stack.
+
+The same variables point the code at external clusters, so nothing here names a
+host other than loopback by default.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    postgres_dsn: str = "postgresql://cie:cie@127.0.0.1:5432/cie"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    clickhouse_host: str = "127.0.0.1"
+    clickhouse_port: int = 9000
+    clickhouse_user: str = "default"
+    clickhouse_password: str = ""
+
+    # Every name below can be changed per deployment, and tests use their own
+    # values so that they never touch the demo's topics and tables.
+    topic_prefix: str = Field("cie", alias="CIE_TOPIC_PREFIX")
+    topic_partitions: int = Field(6, alias="CIE_TOPIC_PARTITIONS", ge=1)
+    topic_replication_factor: int = Field(1, alias="CIE_TOPIC_REPLICATION_FACTOR", ge=1)
+    postgres_schema: str = Field("cie", alias="CIE_POSTGRES_SCHEMA", pattern=r"^[a-z_][a-z0-9_]*$")
+    clickhouse_database: str = Field("cie", alias="CIE_CLICKHOUSE_DATABASE", pattern=r"^[a-z_][a-z0-9_]*$")
+    consumer_group: str = Field("cie-streams", alias="CIE_CONSUMER_GROUP")
+
+    api_host: str = Field("127.0.0.1", alias="CIE_API_HOST")
+    api_port: int = Field(8000, alias="CIE_API_PORT")
+    worker_web_port: int = Field(6066, alias="CIE_WORKER_WEB_PORT")
+    data_dir: Path = Field(REPO_ROOT / ".data", alias="CIE_DATA_DIR")
+
+    batch_size: int = Field(1000, alias="CIE_BATCH_SIZE", ge=1)
+    batch_seconds: float = Field(0.5, alias="CIE_BATCH_SECONDS", gt=0)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,67 @@
+"""Consumer lag of each projection, measured against the offsets it stored with its data."""
+
+import time
+from dataclasses import dataclass
+
+from cie.kafka import end_offsets
+from cie.settings import Settings
+from projections import clickhouse, postgres
+from projections.analytics import applied_offsets as clickhouse_applied_offsets
+from projections.wiring import projection_specs
+
+
+@dataclass(frozen=True)
+class ProjectionLag:
+    projection: str
+    applied: int  # records at or below the stored offsets
+    total: int  # records in the projection's topics
+    lag: int
+
+
+def stored_offsets(settings: Settings, projection: str, schema: str | None = None,
+                   database: str | None = None) -> dict[tuple[str, int], int]:
+    if projection == "analytics":
+        return clickhouse_applied_offsets(clickhouse.client(settings), database or settings.clickhouse_database)
+    with postgres.connect(settings, schema) as conn:
+        return postgres.applied_offsets(conn, projection)
+
+
+def projection_lags(settings: Settings, schema: str | None = None, database: str | None = None) -> list[ProjectionLag]:
+    specs = projection_specs(settings, schema, database)
+    ends = end_offsets(settings, sorted({topic for spec in specs for topic in spec.topics}))
+    lags = []
+    for spec in specs:
+        stored = stored_offsets(settings, spec.name, schema, database)
+        total = applied = 0
+        for (topic, partition), end in ends.items():
+            if topic not in spec.topics:
+                continue
+            total += end
+            applied += min(end, stored.get((topic, partition), -1) + 1)
+        lags.append(ProjectionLag(spec.name, applied, total, total - applied))
+    return lags
+
+
+def wait_for_zero_lag(settings: Settings, timeout: float, progress: bool = True, poll: float = 1.0) -> list[ProjectionLag]:
+    """Block until every projection has applied everything in its topics, or raise TimeoutError."""
+    from tqdm import tqdm
+
+    deadline = time.monotonic() + timeout
+    lags = projection_lags(settings)
+    bar = tqdm(total=sum(lag.total for lag in lags), desc="projections catching up", unit="record",
+               disable=not progress)
+    while True:
+        bar.total = sum(lag.total for lag in lags)
+        bar.n = sum(lag.applied for lag in lags)
+        bar.set_postfix({lag.projection: lag.lag for lag in lags})
+        bar.refresh()
+        if all(lag.lag == 0 for lag in lags):
+            bar.close()
+            return lags
+        if time.monotonic() > deadline:
+            bar.close()
+            behind = ", ".join(f"{lag.projection} {lag.lag}" for lag in lags if lag.lag)
+            raise TimeoutError(f"projections still behind after {timeout:.0f} s (records of lag: {behind}); "
+                               "is a worker running? see `make status` and the worker log")
+        time.sleep(poll)
+        lags = projection_lags(settings)

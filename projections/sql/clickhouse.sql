@@ -1,0 +1,72 @@
+-- Analytics in ClickHouse. {db} is replaced by the database name.
+-- Every statement runs on ClickHouse 18.16 (Debian) and on current releases;
+-- tests run the same file on chDB to keep it that way. Statements are split on ';'.
+
+-- Fact table: one row per event of any type.
+CREATE TABLE IF NOT EXISTS {db}.events (
+    event_id     UUID,
+    event_type   String,
+    occurred_at  DateTime('UTC'),
+    customer_id  String,            -- '' when the event has no customer
+    source       String,
+    topic        String,
+    partition    UInt16,
+    offset       UInt64
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY event_id;
+
+-- Fact table: one row per order line; cancellations carry negative quantity and revenue.
+CREATE TABLE IF NOT EXISTS {db}.order_lines (
+    event_id     UUID,
+    event_type   String,            -- 'order.placed' or 'order.cancelled'
+    order_id     String,
+    customer_id  String,            -- '' for guest orders
+    country      String,
+    occurred_at  DateTime('UTC'),
+    day          Date,              -- UTC day of occurred_at
+    line_number  UInt32,
+    product_id   String,
+    quantity     Int32,
+    unit_price   Decimal(14, 3),
+    revenue      Decimal(18, 3)     -- quantity * unit_price
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, event_id, line_number);
+
+-- Aggregate: revenue and units by day, country and product. Rows with the same
+-- key are summed when parts merge, so queries still sum() and GROUP BY.
+CREATE TABLE IF NOT EXISTS {db}.sales_daily (
+    day                Date,
+    country            String,
+    product_id         String,
+    units_sold         Int64,
+    units_cancelled    Int64,
+    gross_revenue      Decimal(18, 3),
+    cancelled_revenue  Decimal(18, 3),
+    order_lines        UInt64
+) ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, country, product_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sales_daily_mv TO {db}.sales_daily AS
+SELECT
+    day,
+    country,
+    product_id,
+    toInt64(sumIf(quantity, event_type = 'order.placed')) AS units_sold,
+    toInt64(-sumIf(quantity, event_type = 'order.cancelled')) AS units_cancelled,
+    toDecimal64(sumIf(revenue, event_type = 'order.placed'), 3) AS gross_revenue,
+    toDecimal64(-sumIf(revenue, event_type = 'order.cancelled'), 3) AS cancelled_revenue,
+    count() AS order_lines
+FROM {db}.order_lines
+GROUP BY day, country, product_id;
+
+-- Highest offset applied per partition; the row with the largest offset wins on merge.
+CREATE TABLE IF NOT EXISTS {db}.projection_offsets (
+    projection  String,
+    topic       String,
+    partition   UInt16,
+    offset      UInt64
+) ENGINE = ReplacingMergeTree(offset)
+ORDER BY (projection, topic, partition)

@@ -1,0 +1,43 @@
+"""Which projection reads which topics, and how to connect each one to its store.
+
+Stream workers, the replay command and the tests all build projections here, so
+they cannot disagree on topics or targets.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from cie.settings import Settings
+from cie.topics import Topics
+from projections import clickhouse, postgres
+from projections.analytics import AnalyticsProjection
+from projections.catalog import CatalogProjection
+from projections.profiles import ProfileProjection
+from projections.runner import Projection
+
+
+@dataclass(frozen=True)
+class ProjectionSpec:
+    name: str
+    topics: list[str]
+    connect: Callable[[], Projection]
+
+
+def projection_specs(settings: Settings, schema: str | None = None, database: str | None = None) -> list[ProjectionSpec]:
+    """Return every projection, writing to ``schema`` (PostgreSQL) and ``database`` (ClickHouse)."""
+    topics = Topics.from_settings(settings)
+    schema = schema or settings.postgres_schema
+    database = database or settings.clickhouse_database
+    return [
+        ProjectionSpec("profiles", [topics.customer_events],
+                       lambda: ProfileProjection(postgres.connect(settings, schema))),
+        ProjectionSpec("catalog", [topics.product_events],
+                       lambda: CatalogProjection(postgres.connect(settings, schema))),
+        ProjectionSpec("analytics", [topics.product_events, topics.customer_events],
+                       lambda: AnalyticsProjection(clickhouse.client(settings), database)),
+    ]
+
+
+def create_stores(settings: Settings, schema: str | None = None, database: str | None = None) -> None:
+    postgres.create_schema(settings, schema)
+    clickhouse.create_database(settings, database)

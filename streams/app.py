@@ -1,0 +1,65 @@
+"""The Faust app: one agent per projection, each consuming its topics in batches.
+
+Faust delivers at least once: ``take_events`` acknowledges a batch only after
+the agent has finished with it, so a killed worker re-reads the batch. The
+projections make that harmless (see projections/runner.py and each projection's
+docstring). Topics are created by ``cie topics`` before a worker starts; the
+app never declares topics of its own.
+"""
+
+import asyncio
+import logging
+
+import faust
+
+from cie.kafka import event_producer
+from cie.settings import get_settings
+from cie.topics import Topics
+from projections.deadletter import DeadLetterSink
+from projections.records import LogRecord
+from projections.runner import ProjectionRunner
+from projections.wiring import ProjectionSpec, projection_specs
+
+log = logging.getLogger(__name__)
+
+settings = get_settings()
+topics = Topics.from_settings(settings)
+
+app = faust.App(
+    settings.consumer_group,
+    broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+    key_serializer="raw",
+    value_serializer="raw",
+    store="memory://",
+    autodiscover=False,
+    web_enabled=False,
+    topic_allow_declare=False,
+    topic_disable_leader=True,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_every=1.0,
+)
+
+
+def _log_record(event) -> LogRecord:
+    message = event.message
+    return LogRecord(message.topic, message.partition, message.offset, message.key, message.value)
+
+
+def _register_agent(spec: ProjectionSpec) -> None:
+    channel = app.topic(*spec.topics, key_type=bytes, value_type=bytes, allow_empty=True)
+
+    async def project(stream):
+        dead_letters = DeadLetterSink(event_producer(settings), topics.dead_letter)
+        runner = await asyncio.to_thread(ProjectionRunner, spec.connect, dead_letters)
+        log.info("projection %s consuming %s", spec.name, ", ".join(spec.topics))
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            records = [_log_record(event) for event in batch]
+            result = await asyncio.to_thread(runner.run, records)
+            log.debug("projection %s applied %d of %d records (%d rejected)",
+                      spec.name, result.applied, result.records, result.rejected)
+
+    app.agent(channel, name=f"project-{spec.name}", concurrency=1)(project)
+
+
+for _spec in projection_specs(settings):
+    _register_agent(_spec)
