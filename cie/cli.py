@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     command.set_defaults(run=_import_retail)
 
     command = commands.add_parser("worker", help="run the stream processors (Faust worker) in the foreground")
-    command.add_argument("--loglevel", default="info", help="debug, info, warning or error")
+    command.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error", "crit"],
+                         help="least severe level that the worker logs")
     command.set_defaults(run=_worker)
 
     command = commands.add_parser("lag", help="print each projection's consumer lag; exit 1 if any is behind")

@@ -1,0 +1,170 @@
+"""Fixtures that give each test its own topics, schema, database and consumer group on the real services.
+
+Every namespace is named ``t<run>_<label>``; the tests never touch the demo's
+data. The services come from the same environment variables as the product
+(``make test`` starts them).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from cie.kafka import ensure_topics
+from cie.settings import Settings
+from cie.topics import Topics
+from projections import clickhouse, postgres
+from projections.offsets import projection_lags
+from projections.wiring import create_stores
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+RETAIL_SAMPLE = FIXTURES / "online_retail"
+SHARED_RETAIL = REPO.parent / "shared" / "data" / "online_retail"
+RUN_ID = uuid.uuid4().hex[:6]
+CIE = str(Path(sys.executable).parent / "cie")
+
+
+@dataclass
+class Worker:
+    """A ``cie worker`` subprocess of one namespace."""
+
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        self.process.kill()
+        self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class Namespace:
+    """Topics, PostgreSQL schema, ClickHouse database and consumer group for one test."""
+
+    name: str
+    settings: Settings
+    env: dict[str, str]
+    tmp: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics.from_settings(self.settings)
+
+    def start_worker(self) -> Worker:
+        log_path = self.tmp / f"worker-{len(self.workers)}.log"
+        process = subprocess.Popen([CIE, "worker", "--loglevel", "warn"], env=self.env, cwd=REPO,
+                                   stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+        worker = Worker(process, log_path)
+        self.workers.append(worker)
+        return worker
+
+    def run_cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run([CIE, "--quiet", *args], env=self.env, cwd=REPO, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def wait_caught_up(self, timeout: float = 300.0) -> None:
+        """Wait until every projection has lag 0; fail early if every worker has exited."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lags = projection_lags(self.settings)
+            if all(lag.lag == 0 for lag in lags):
+                return
+            running = [worker for worker in self.workers if worker.process.poll() is None]
+            if not running or time.monotonic() > deadline:
+                logs = "\n".join(worker.log()[-3000:] for worker in self.workers)
+                state = "no worker is running" if not running else f"still behind after {timeout} s"
+                raise AssertionError(f"projections of {self.name}: {state} ({lags}); worker logs:\n{logs}")
+            time.sleep(0.5)
+
+    def cleanup(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        postgres.drop_schema(self.settings, self.settings.postgres_schema)
+        postgres.drop_schema(self.settings, f"{self.settings.postgres_schema}_replay")
+        clickhouse.drop_database(self.settings, self.settings.clickhouse_database)
+        clickhouse.drop_database(self.settings, f"{self.settings.clickhouse_database}_replay")
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+        topics = self.topics
+        names = [topics.customer_events, topics.product_events, topics.dead_letter, topics.import_ledger]
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            try:
+                future.result()
+            except Exception:  # a topic the test never created
+                pass
+        for future in admin.delete_consumer_groups([self.settings.consumer_group]).values():
+            try:
+                future.result()
+            except Exception:  # the group never committed
+                pass
+
+
+def make_namespace(label: str, tmp: Path) -> Namespace:
+    name = f"t{RUN_ID}_{label}"
+    overrides = {
+        "CIE_TOPIC_PREFIX": name,
+        "CIE_POSTGRES_SCHEMA": name,
+        "CIE_CLICKHOUSE_DATABASE": name,
+        "CIE_CONSUMER_GROUP": f"{name}-streams",
+        "CIE_TOPIC_PARTITIONS": "3",
+        "CIE_BATCH_SECONDS": "0.2",
+    }
+    env = {**os.environ, **overrides}
+    settings = Settings(**overrides)
+    ensure_topics(settings)
+    create_stores(settings)
+    return Namespace(name, settings, env, tmp)
+
+
+@pytest.fixture
+def namespace(request, tmp_path):
+    """A fresh namespace for one test, removed afterwards."""
+    label = request.node.name.replace("test_", "")[:20].lower()
+    label = "".join(char if char.isalnum() else "_" for char in label)
+    space = make_namespace(label, tmp_path)
+    yield space
+    space.cleanup()
+
+
+@pytest.fixture(scope="module")
+def retail_pipeline(tmp_path_factory):
+    """A namespace with the retail sample imported and fully projected, shared by a module's tests."""
+    tmp = tmp_path_factory.mktemp("retail")
+    space = make_namespace(f"m{uuid.uuid4().hex[:4]}", tmp)
+    space.start_worker()
+    result = space.run_cli("import-retail", "--data-dir", str(RETAIL_SAMPLE))
+    assert result.returncode == 0, result.stderr
+    space.wait_caught_up()
+    yield space
+    space.cleanup()
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"):
+    """Poll ``condition`` until it returns a truthy value; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
