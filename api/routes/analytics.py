@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from api import queries
 from api.problems import Problem
 from api.routes.deps import get_stores
 from api.stores import Stores
@@ -62,35 +63,20 @@ def _filters(start: date | None, end: date | None, country: str | None) -> tuple
     if start and end and start > end:
         raise Problem(422, "Invalid request", f"start {start} is after end {end}", "validation",
                       errors=[{"field": "start", "location": "query", "message": "must not be after end"}])
-    conditions, params = ["1 = 1"], {}
-    if start:
-        conditions.append("day >= %(start)s")
-        params["start"] = start
-    if end:
-        conditions.append("day <= %(end)s")
-        params["end"] = end
-    if country:
-        conditions.append("country = %(country)s")
-        params["country"] = country
-    return " AND ".join(conditions), params
+    return queries.sales_filters(start, end, country)
 
 
 @router.get("/revenue", response_model=list[RevenuePoint], summary="Revenue and units per day or month")
 def revenue(start: StartQuery = None, end: EndQuery = None, country: CountryQuery = None,
             granularity: Granularity = Granularity.day, stores: Stores = Depends(get_stores)):
     where, params = _filters(start, end, country)
-    period = "day" if granularity is Granularity.day else "toStartOfMonth(day)"
+    period = queries.REVENUE_PERIODS[granularity.value]
     database = stores.settings.clickhouse_database
     with stores.clickhouse() as client:
-        rows = client.execute(
-            f"""SELECT {period} AS period, toString(sum(gross_revenue)), toString(sum(cancelled_revenue)),
-                       sum(units_sold), sum(units_cancelled)
-                FROM {database}.sales_daily WHERE {where} GROUP BY period ORDER BY period""",
-            params,
-        )
+        rows = client.execute(queries.REVENUE.format(db=database, period=period, where=where), params)
     return [
-        {"period": period_, "gross_revenue": Decimal(gross), "cancelled_revenue": Decimal(cancelled),
-         "net_revenue": Decimal(gross) - Decimal(cancelled), "units_sold": sold, "units_cancelled": cancelled_units}
+        {"period": period_, "gross_revenue": queries.money(gross), "cancelled_revenue": queries.money(cancelled),
+         "net_revenue": queries.money(gross) - queries.money(cancelled), "units_sold": sold, "units_cancelled": cancelled_units}
         for period_, gross, cancelled, sold, cancelled_units in rows
     ]
 
@@ -102,7 +88,7 @@ def top_products(start: StartQuery = None, end: EndQuery = None, country: Countr
                  include_services: Annotated[bool, Query(description="Include postage, fees and adjustments")] = False,
                  stores: Stores = Depends(get_stores)):
     where, params = _filters(start, end, country)
-    order = "net_revenue" if by is RankBy.revenue else "units_sold - units_cancelled"
+    order = queries.TOP_PRODUCTS_ORDER[by.value]
     database = stores.settings.clickhouse_database
     excluded: set[str] = set()
     if not include_services:
@@ -110,13 +96,7 @@ def top_products(start: StartQuery = None, end: EndQuery = None, country: Countr
             excluded = {row["product_id"] for row in conn.execute("SELECT product_id FROM products WHERE is_service")}
     params.update({"limit": limit + len(excluded)})
     with stores.clickhouse() as client:
-        rows = client.execute(
-            f"""SELECT product_id, sum(gross_revenue) - sum(cancelled_revenue) AS net_revenue,
-                       sum(units_sold) AS units_sold, sum(units_cancelled) AS units_cancelled
-                FROM {database}.sales_daily WHERE {where}
-                GROUP BY product_id ORDER BY {order} DESC, product_id LIMIT %(limit)s""",
-            params,
-        )
+        rows = client.execute(queries.TOP_PRODUCTS.format(db=database, where=where, order=order), params)
     rows = [row for row in rows if row[0] not in excluded][:limit]
     with stores.postgres.connection() as conn:
         names = {row["product_id"]: row["description"] for row in conn.execute(
@@ -129,9 +109,9 @@ def top_products(start: StartQuery = None, end: EndQuery = None, country: Countr
 def summary(stores: Stores = Depends(get_stores)):
     database = stores.settings.clickhouse_database
     with stores.clickhouse() as client:
-        by_type = dict(client.execute(f"SELECT event_type, uniqExact(event_id) FROM {database}.events GROUP BY event_type"))
-        first, last = client.execute(f"SELECT toString(min(occurred_at)), toString(max(occurred_at)), count() FROM {database}.events")[0][:2]
-        net = client.execute(f"SELECT toString(sum(gross_revenue) - sum(cancelled_revenue)) FROM {database}.sales_daily")[0][0]
+        by_type = dict(client.execute(queries.SUMMARY_EVENTS_BY_TYPE.format(db=database)))
+        first, last = client.execute(queries.SUMMARY_EVENT_TIMES.format(db=database))[0][:2]
+        net = client.execute(queries.SUMMARY_NET_REVENUE.format(db=database))[0][0]
     with stores.postgres.connection() as conn:
         customers = conn.execute("SELECT count(*) AS n FROM customers").fetchone()["n"]
         products = conn.execute("SELECT count(*) AS n FROM products").fetchone()["n"]
@@ -141,7 +121,7 @@ def summary(stores: Stores = Depends(get_stores)):
         "products": products,
         "orders": by_type.get("order.placed", 0),
         "cancellations": by_type.get("order.cancelled", 0),
-        "net_revenue": Decimal(net or 0),
+        "net_revenue": queries.money(net),
         "first_event_at": first if by_type else None,
         "last_event_at": last if by_type else None,
     }

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel
 
+from api import queries
 from api.problems import not_found
 from api.routes.deps import get_stores
 from api.stores import Stores
@@ -44,15 +45,12 @@ def get_product(product_id: Annotated[str, Path(min_length=1, max_length=128)], 
     database = stores.settings.clickhouse_database
     with stores.clickhouse() as client:
         units_sold, units_cancelled, net_revenue, first_day, last_day, lines = client.execute(
-            f"""SELECT sum(units_sold), sum(units_cancelled), toString(sum(gross_revenue) - sum(cancelled_revenue)),
-                       toString(min(day)), toString(max(day)), sum(order_lines)
-                FROM {database}.sales_daily WHERE product_id = %(product_id)s""",
-            {"product_id": product_id},
+            queries.PRODUCT_SALES.format(db=database), {"product_id": product_id},
         )[0]
     row["sales"] = {
         "units_sold": units_sold,
         "units_cancelled": units_cancelled,
-        "net_revenue": Decimal(net_revenue),
+        "net_revenue": queries.money(net_revenue),
         "first_sold_on": first_day if lines else None,
         "last_sold_on": last_day if lines else None,
     }

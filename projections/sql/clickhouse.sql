@@ -64,7 +64,7 @@ GROUP BY day, country, product_id;
 
 -- Highest offset applied per partition; the row with the largest offset wins on merge.
 CREATE TABLE IF NOT EXISTS {db}.projection_offsets (
-    projection  String,
+    `projection` String,         -- Backquoted because ClickHouse 26.x reads a bare PROJECTION here as a table projection.
     topic       String,
     partition   UInt16,
     offset      UInt64
