@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     postgres_dsn: str = "postgresql://cie:cie@127.0.0.1:5432/cie"
@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(6066, alias="CIE_WORKER_WEB_PORT")
     data_dir: Path = Field(REPO_ROOT / ".data", alias="CIE_DATA_DIR")
 
+    # A crashed worker's partitions move to another worker after this many seconds.
+    consumer_session_timeout: float = Field(30.0, alias="CIE_CONSUMER_SESSION_TIMEOUT", ge=6)
     batch_size: int = Field(1000, alias="CIE_BATCH_SIZE", ge=1)
     batch_seconds: float = Field(0.5, alias="CIE_BATCH_SECONDS", gt=0)
 

@@ -37,6 +37,8 @@ app = faust.App(
     topic_disable_leader=True,
     consumer_auto_offset_reset="earliest",
     broker_commit_every=1.0,
+    broker_session_timeout=settings.consumer_session_timeout,
+    broker_heartbeat_interval=settings.consumer_session_timeout / 10,
 )
 
 

@@ -128,6 +128,7 @@ def make_namespace(label: str, tmp: Path) -> Namespace:
         "CIE_CONSUMER_GROUP": f"{name}-streams",
         "CIE_TOPIC_PARTITIONS": "3",
         "CIE_BATCH_SECONDS": "0.2",
+        "CIE_CONSUMER_SESSION_TIMEOUT": "6",
     }
     env = {**os.environ, **overrides}
     settings = Settings(**overrides)
