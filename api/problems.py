@@ -5,6 +5,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schemas.events import EVENT_TYPES
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:cie:problem:"  # stable identifiers that clients match on; not URLs to fetch
 
@@ -34,9 +36,18 @@ def _response(request: Request, status: int, title: str, detail: str, type_: str
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _error_location(error: dict) -> tuple:
+    location = tuple(error["loc"])
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        # pydantic reports a bad or missing tag at the union itself, so the tag field is added to the location.
+        location += (error["ctx"]["discriminator"].strip("'"),)
+    return location
+
+
 def _field_name(location: tuple) -> str:
-    # ("query", "limit") -> "limit"; ("body", "lines", 0, "quantity") -> "lines[0].quantity"
-    parts = [part for part in location if part not in ("body", "query", "path", "header")]
+    # ("query", "limit") -> "limit", and ("body", "order.placed", "lines", 0, "quantity") -> "lines[0].quantity".
+    # pydantic inserts the event_type tag of the Event union into the location, but the tag is not a request field.
+    parts = [part for part in location if part not in ("body", "query", "path", "header", *EVENT_TYPES)]
     name = ""
     for part in parts:
         name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
@@ -50,7 +61,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError):
-        errors = [{"field": _field_name(tuple(item["loc"])), "location": item["loc"][0] if item["loc"] else None,
+        errors = [{"field": _field_name(_error_location(item)), "location": item["loc"][0] if item["loc"] else None,
                    "message": item["msg"]} for item in error.errors()]
         detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
         return _response(request, 422, "Invalid request", detail, "validation", errors=errors)

@@ -7,7 +7,7 @@ HTTP clients errors that name the field.
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
@@ -109,6 +109,8 @@ Event = Annotated[
     Field(discriminator="event_type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+# The event_type tag of every member of the Event union.
+EVENT_TYPES = frozenset(model.model_fields["event_type"].default for model in get_args(get_args(Event)[0]))
 
 # Event types whose Kafka key is the product id and which go to the product topic.
 PRODUCT_EVENT_TYPES = frozenset({"product.upserted"})
