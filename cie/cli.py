@@ -7,7 +7,8 @@ from pathlib import Path
 
 from cie.settings import REPO_ROOT, get_settings
 
-DEFAULT_RETAIL_DIR = REPO_ROOT.parent / "shared" / "data" / "online_retail"
+DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_RETAIL_DIR = DEFAULT_DATA_ROOT / "online_retail"
 
 
 def _init(args) -> int:
@@ -26,16 +27,27 @@ def _import_retail(args) -> int:
     from cie.importers.publish import import_retail
 
     summary = import_retail(get_settings(), Path(args.data_dir), force=args.force, progress=not args.quiet)
-    print(f"files read: {summary.files} ({summary.files_skipped} already imported, not published again)")
+    _print_summary(summary)
+    return 0
+
+
+def _import_reviews(args) -> int:
+    from cie.importers.publish import import_reviews
+
+    summary = import_reviews(get_settings(), Path(args.data_dir), force=args.force, progress=not args.quiet)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary) -> None:
+    print(f"{summary.source}: files read: {summary.files} ({summary.files_skipped} already imported, not published again)")
     print(f"events published: {summary.events_published:,} in {summary.seconds:.1f} s "
           f"({summary.events_per_second:,.0f} events/s)")
     for event_type, count in sorted(summary.events_by_type.items()):
         print(f"  {event_type:<24} {count:>10,}")
-    print(f"customers: {summary.customers:,}  products: {summary.products:,}")
-    print("source lines:")
+    print("source records:")
     for name, count in sorted(summary.counts.items()):
         print(f"  {name:<38} {count:>10,}")
-    return 0
 
 
 def _worker(args) -> int:
@@ -91,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--data-dir", default=str(DEFAULT_RETAIL_DIR), help="folder of transactions_*.csv.gz files")
     command.add_argument("--force", action="store_true", help="publish files again even if the import ledger lists them")
     command.set_defaults(run=_import_retail)
+
+    command = commands.add_parser("import-reviews", help="publish the product review data sets as review events")
+    command.add_argument("--data-dir", default=str(DEFAULT_DATA_ROOT),
+                         help="folder that holds amazon_fine_food_reviews/ and datafiniti_amazon_reviews/")
+    command.add_argument("--force", action="store_true", help="publish files again even if the import ledger lists them")
+    command.set_defaults(run=_import_reviews)
 
     command = commands.add_parser("worker", help="run the stream processors (Faust worker) in the foreground")
     command.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error", "crit"],

@@ -32,7 +32,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
     admin = admin_client(settings)
     wanted = [
         NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication_factor)
-        for name in (topics.customer_events, topics.product_events, topics.dead_letter)
+        for name in (topics.customer_events, topics.product_events, topics.sentiment_scored, topics.dead_letter)
     ]
     wanted.append(NewTopic(topics.import_ledger, num_partitions=1, replication_factor=settings.topic_replication_factor,
                            config={"cleanup.policy": "compact"}))

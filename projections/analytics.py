@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 PROJECTION = "analytics"
 ORDER_EVENT_TYPES = ("order.placed", "order.cancelled")
+SCORE_EVENT_TYPE = "sentiment.scored"
 
 
 def _utc_day(moment: datetime) -> date:
@@ -58,10 +59,18 @@ class AnalyticsProjection:
         # 1. Order lines, for order events that have none stored yet.
         orders = [item for item in first_seen.values() if item.event_type in ORDER_EVENT_TYPES]
         if orders:
-            stored = self._stored_order_events(orders)
+            stored = self._stored_ids("order_lines", orders)
             rows = [row for item in orders if item.event_id not in stored for row in self._line_rows(item)]
             if rows:
                 self.client.execute(f"INSERT INTO {self.database}.order_lines VALUES", rows)
+
+        # 1b. Sentiment scores, the same way (the view feeds sentiment_daily).
+        scores = [item for item in first_seen.values() if item.event_type == SCORE_EVENT_TYPE]
+        if scores:
+            stored = self._stored_ids("sentiment_scores", scores)
+            rows = [self._score_row(item) for item in scores if item.event_id not in stored]
+            if rows:
+                self.client.execute(f"INSERT INTO {self.database}.sentiment_scores VALUES", rows)
 
         # 2. One fact row per event.
         stored_events = self._stored_events(list(first_seen))
@@ -78,11 +87,12 @@ class AnalyticsProjection:
             )
         return len(fresh)
 
-    def _stored_order_events(self, orders: list[EventRecord]) -> set[str]:
-        days = sorted({_utc_day(item.event["occurred_at"]) for item in orders})
-        ids = [item.event_id for item in orders]
+    def _stored_ids(self, table: str, items: list[EventRecord]) -> set[str]:
+        """Return which events already have rows in a fact table ordered by (day, event_id)."""
+        days = sorted({_utc_day(item.event["occurred_at"]) for item in items})
+        ids = [item.event_id for item in items]
         rows = self.client.execute(
-            f"SELECT DISTINCT toString(event_id) FROM {self.database}.order_lines "
+            f"SELECT DISTINCT toString(event_id) FROM {self.database}.{table} "
             "WHERE day IN %(days)s AND event_id IN %(ids)s",
             {"days": tuple(days), "ids": tuple(ids)},
         )
@@ -111,6 +121,15 @@ class AnalyticsProjection:
                 line["product_id"], quantity, line["unit_price"], quantity * line["unit_price"],
             ))
         return rows
+
+    @staticmethod
+    def _score_row(item: EventRecord) -> tuple[Any, ...]:
+        event = item.event
+        return (
+            event["event_id"], event["customer_id"], event.get("product_id") or "", event["source_event_type"],
+            event["occurred_at"], _utc_day(event["occurred_at"]), event["score"], event["label"],
+            event["confidence"], event["model_name"], event["model_version"],
+        )
 
     @staticmethod
     def _event_row(item: EventRecord) -> tuple[Any, ...]:

@@ -19,6 +19,10 @@ POSTGRES_QUERIES = {
         "SELECT p::text FROM customer_products AS p ORDER BY customer_id, product_id",
     ],
     "catalog": ["SELECT p::text FROM products AS p ORDER BY product_id"],
+    "sentiment": [
+        "SELECT s::text FROM customer_sentiment AS s ORDER BY customer_id, model_version",
+        "SELECT t::text FROM scored_texts AS t ORDER BY event_id",
+    ],
 }
 
 CLICKHOUSE_QUERIES = [
@@ -31,6 +35,8 @@ CLICKHOUSE_QUERIES = [
        FROM (SELECT event_type, event_id, line_number, any(quantity) AS quantity, any(revenue) AS revenue
              FROM {db}.order_lines GROUP BY event_type, event_id, line_number)
        GROUP BY event_type ORDER BY event_type""",
+    """SELECT day, product_id, model_version, sum(texts), sum(score_micros), sum(negative), sum(neutral), sum(positive)
+       FROM {db}.sentiment_daily GROUP BY day, product_id, model_version ORDER BY day, product_id, model_version""",
 ]
 
 

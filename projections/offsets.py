@@ -3,7 +3,10 @@
 import time
 from dataclasses import dataclass
 
+from confluent_kafka import Consumer, TopicPartition
+
 from cie.kafka import end_offsets
+from cie.topics import Topics
 from cie.settings import Settings
 from projections import clickhouse, postgres
 from projections.analytics import applied_offsets as clickhouse_applied_offsets
@@ -26,10 +29,32 @@ def stored_offsets(settings: Settings, projection: str, schema: str | None = Non
         return postgres.applied_offsets(conn, projection)
 
 
-def projection_lags(settings: Settings, schema: str | None = None, database: str | None = None) -> list[ProjectionLag]:
+def scorer_lag(settings: Settings) -> ProjectionLag:
+    """Lag of the sentiment scorer, from the offsets the worker group committed on the customer topic.
+
+    The scorer writes events, not projection rows, so its progress is the group's
+    committed offsets. Faust commits an offset only after every agent reading
+    that topic has acknowledged it, so a zero lag here also covers the scorer.
+    """
+    topic = Topics.from_settings(settings).customer_events
+    ends = end_offsets(settings, [topic])
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": settings.consumer_group,
+                         "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
+    finally:
+        consumer.close()
+    applied = sum(min(ends[(tp.topic, tp.partition)], max(tp.offset, 0)) for tp in committed)
+    total = sum(ends.values())
+    return ProjectionLag("sentiment-scorer", applied, total, total - applied)
+
+
+def projection_lags(settings: Settings, schema: str | None = None, database: str | None = None,
+                    include_scorer: bool = True) -> list[ProjectionLag]:
+    """Return the lag of every projection (and of the scorer, measured first so its output is counted)."""
+    lags = [scorer_lag(settings)] if include_scorer else []
     specs = projection_specs(settings, schema, database)
     ends = end_offsets(settings, sorted({topic for spec in specs for topic in spec.topics}))
-    lags = []
     for spec in specs:
         stored = stored_offsets(settings, spec.name, schema, database)
         total = applied = 0

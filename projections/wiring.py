@@ -14,6 +14,7 @@ from projections.analytics import AnalyticsProjection
 from projections.catalog import CatalogProjection
 from projections.profiles import ProfileProjection
 from projections.runner import Projection
+from projections.sentiment import SentimentProjection
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ def projection_specs(settings: Settings, schema: str | None = None, database: st
                        lambda: ProfileProjection(postgres.connect(settings, schema))),
         ProjectionSpec("catalog", [topics.product_events],
                        lambda: CatalogProjection(postgres.connect(settings, schema))),
-        ProjectionSpec("analytics", [topics.product_events, topics.customer_events],
+        ProjectionSpec("sentiment", [topics.sentiment_scored],
+                       lambda: SentimentProjection(postgres.connect(settings, schema))),
+        ProjectionSpec("analytics", [topics.product_events, topics.customer_events, topics.sentiment_scored],
                        lambda: AnalyticsProjection(clickhouse.client(settings), database)),
     ]
 

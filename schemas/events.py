@@ -104,13 +104,53 @@ class OrderCancelled(_OrderEvent):
     cancelled_order_id: Identifier | None = None
 
 
+# Longest text a customer may send in one review or message; longer texts are rejected, not cut.
+MAX_TEXT_LENGTH = 20_000
+CustomerText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH, strip_whitespace=True)]
+
+
+class ReviewSubmitted(EventBase):
+    event_type: Literal["review.submitted"] = "review.submitted"
+    customer_id: Identifier
+    review_id: Identifier
+    product_id: Identifier
+    rating: int | None = Field(None, ge=1, le=5)
+    title: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    text: CustomerText
+
+
+class SupportMessageSent(EventBase):
+    event_type: Literal["support.message_sent"] = "support.message_sent"
+    customer_id: Identifier
+    ticket_id: Identifier
+    channel: Literal["email", "chat", "phone", "social", "form"]
+    text: CustomerText
+
+
+class SentimentScored(EventBase):
+    """Derived event, produced by the sentiment agent only; the API does not accept it."""
+
+    event_type: Literal["sentiment.scored"] = "sentiment.scored"
+    customer_id: Identifier
+    source_event_id: UUID
+    source_event_type: str
+    product_id: Identifier | None = None
+    score: float = Field(ge=-1, le=1)
+    label: Literal["negative", "neutral", "positive"]
+    confidence: float = Field(ge=0, le=1)
+    model_name: str
+    model_version: str
+    excerpt: str
+
+
 Event = Annotated[
-    Union[CustomerRegistered, CustomerTraitsUpdated, ProductUpserted, OrderPlaced, OrderCancelled],
+    Union[CustomerRegistered, CustomerTraitsUpdated, ProductUpserted, OrderPlaced, OrderCancelled,
+          ReviewSubmitted, SupportMessageSent],
     Field(discriminator="event_type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 # The event_type tag of every member of the Event union.
 EVENT_TYPES = frozenset(model.model_fields["event_type"].default for model in get_args(get_args(Event)[0]))
 
-# Event types whose Kafka key is the product id and which go to the product topic.
-PRODUCT_EVENT_TYPES = frozenset({"product.upserted"})
+# Event types that carry text a customer wrote, scored by the sentiment agent.
+TEXT_EVENT_TYPES = frozenset({"review.submitted", "support.message_sent"})

@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname -- "$0")/stack/lib.sh"
 cd "$REPO_DIR"
 cie=${CIE_VENV:-$REPO_DIR/.venv}/bin/cie
-data_dir=${CIE_RETAIL_DIR:-$REPO_DIR/../shared/data/online_retail}
+data_root=${CIE_SHARED_DATA:-$REPO_DIR/../shared/data}
 
 say demo "1/5 creating topics and projection tables"
 "$cie" init
@@ -15,9 +15,10 @@ say demo "1/5 creating topics and projection tables"
 say demo "2/5 starting the stream worker"
 scripts/app.sh start worker
 
-say demo "3/5 publishing $data_dir as events"
+say demo "3/5 publishing the retail orders and the product reviews in $data_root as events"
 started=$EPOCHREALTIME
-"$cie" import-retail --data-dir "$data_dir"
+"$cie" import-retail --data-dir "$data_root/online_retail"
+"$cie" import-reviews --data-dir "$data_root"
 
 say demo "4/5 waiting until every projection has consumer lag 0"
 "$cie" lag --wait "${CIE_DEMO_TIMEOUT:-1800}"

@@ -11,14 +11,16 @@ import asyncio
 import logging
 
 import faust
+from confluent_kafka import KafkaException
 
-from cie.kafka import event_producer
+from cie.kafka import DeliveryError, EventPublisher, event_producer
 from cie.settings import get_settings
 from cie.topics import Topics
 from projections.deadletter import DeadLetterSink
 from projections.records import LogRecord
 from projections.runner import ProjectionRunner
 from projections.wiring import ProjectionSpec, projection_specs
+from streams.scoring import SentimentScorer
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +67,27 @@ def _register_agent(spec: ProjectionSpec) -> None:
 
 for _spec in projection_specs(settings):
     _register_agent(_spec)
+
+
+@app.agent(app.topic(topics.customer_events, key_type=bytes, value_type=bytes, allow_empty=True),
+           name="score-sentiment", concurrency=1)
+async def score_sentiment(stream):
+    from cie.sentiment.model import load_model
+
+    model = await asyncio.to_thread(load_model)
+    scorer = SentimentScorer(model, EventPublisher(settings), DeadLetterSink(event_producer(settings), topics.dead_letter))
+    log.info("sentiment scorer consuming %s with model %s %s", topics.customer_events, model.name, model.version)
+    async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+        records = [_log_record(event) for event in batch]
+        delay = 0.5
+        while True:
+            # A batch leaves this loop only when its scores are in Kafka: take_events
+            # acknowledges it afterwards, and an exception here would acknowledge it too.
+            try:
+                await asyncio.to_thread(scorer.process, records)
+                break
+            except (DeliveryError, KafkaException) as error:
+                log.warning("sentiment scores of %s[%d]@%d were not delivered: %s; retrying in %.1f s",
+                            records[0].topic, records[0].partition, records[0].offset, error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)

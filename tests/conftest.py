@@ -106,7 +106,7 @@ class Namespace:
         clickhouse.drop_database(self.settings, f"{self.settings.clickhouse_database}_replay")
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
         topics = self.topics
-        names = [topics.customer_events, topics.product_events, topics.dead_letter, topics.import_ledger]
+        names = [*topics.event_topics, topics.dead_letter, topics.import_ledger]
         for future in admin.delete_topics(names, operation_timeout=30).values():
             try:
                 future.result()

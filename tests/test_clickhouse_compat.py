@@ -33,7 +33,8 @@ from projections.analytics import AnalyticsProjection, applied_offsets
 from projections.checksums import CLICKHOUSE_QUERIES
 from projections.records import EventRecord, LogRecord, decode_records
 from schemas.codec import encode_event
-from schemas.events import CustomerRegistered, OrderCancelled, OrderLine, OrderPlaced, ProductUpserted
+from schemas.events import (CustomerRegistered, OrderCancelled, OrderLine, OrderPlaced, ProductUpserted,
+                            SentimentScored)
 
 chdb_session = pytest.importorskip("chdb.session", reason="chdb is not installed; install the test extra: pip install -e '.[test]'")
 
@@ -63,6 +64,8 @@ def sql_literal(value: Any) -> str:
         return format(value, "f")
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, (str, UUID)):
         return escape_param(str(value), context=None)
     raise TypeError(f"no SQL literal for {type(value).__name__} value {value!r}")
@@ -74,6 +77,8 @@ def text_converter(clickhouse_type: str) -> Callable[[str], Any]:
         return str
     if re.fullmatch(r"U?Int(8|16|32|64|128|256)", clickhouse_type):
         return int
+    if clickhouse_type == "Float64":
+        return float
     if clickhouse_type.startswith("Decimal("):
         return Decimal
     if clickhouse_type == "Date":
@@ -167,6 +172,14 @@ SECOND_BATCH = [
                 customer_id="12583", order_id="540001", country="Côte d'Ivoire", source="api",
                 lines=[OrderLine(line_number=1, product_id="84879", quantity=12, unit_price=Decimal("1.695")),
                        OrderLine(line_number=2, product_id="85123A", quantity=1, unit_price=Decimal("0"))]),
+    SentimentScored(event_id=event_id("score-1"), occurred_at=at("2011-02-14T12:00:00+00:00"), customer_id="12583",
+                    source="sentiment-scorer", source_event_id=event_id("review-1"),
+                    source_event_type="review.submitted", product_id="84879", score=-0.734215, label="negative",
+                    confidence=0.91, model_name="test-model", model_version="1", excerpt="Broke in a week."),
+    SentimentScored(event_id=event_id("score-2"), occurred_at=at("2011-02-14T18:00:00+00:00"), customer_id="12347",
+                    source="sentiment-scorer", source_event_id=event_id("message-1"),
+                    source_event_type="support.message_sent", score=0.5, label="positive",
+                    confidence=0.7, model_name="test-model", model_version="1", excerpt="Thanks, all sorted."),
 ]
 
 # Never written to either database, so every look-up must leave it out.
@@ -304,14 +317,14 @@ def test_schema_columns_match(engines):
 
     rows = run_both(engines, query, {"database": engines.database})
 
-    assert len(rows["server"]) == 40  # 32 in the four tables, 8 in sales_daily_mv
+    assert len(rows["server"]) == 67  # 51 in the six tables, 8 in each materialized view
     assert rows["chdb"] == rows["server"]
 
 
 def test_apply_fresh_counts(engines):
     counts = engines.fresh_counts
 
-    assert counts["server"] == [4, 2, 0]
+    assert counts["server"] == [4, 4, 0]
     assert counts["chdb"] == counts["server"]
 
 
@@ -374,7 +387,7 @@ def test_summary_events_by_type(engines):
     rows = run_both(engines, query)
 
     # No ORDER BY: the route turns the rows into a dict.
-    assert len(rows["server"]) == 4
+    assert len(rows["server"]) == 5
     assert sorted(rows["chdb"]) == sorted(rows["server"])
 
 
@@ -412,7 +425,7 @@ def test_stored_order_events(engines):
     orders = [item for item in events if item.event_type.startswith("order.")]
     expected = {item.event_id for item in orders if item.event_id != str(UNSTORED_ORDER.event_id)}
 
-    stored = {name: AnalyticsProjection(client, engines.database)._stored_order_events(orders)
+    stored = {name: AnalyticsProjection(client, engines.database)._stored_ids("order_lines", orders)
               for name, client in engines.both().items()}
 
     assert stored["server"] == expected

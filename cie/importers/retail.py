@@ -19,7 +19,6 @@ yields the same ids and every projection ignores the repeats.
 
 import csv
 import gzip
-import hashlib
 import logging
 import uuid
 from collections import Counter
@@ -214,7 +213,3 @@ def retail_files(folder: Path) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"no transactions_*.csv.gz files in {folder}; point --data-dir at the online_retail folder")
     return files
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -70,3 +70,49 @@ CREATE TABLE IF NOT EXISTS {db}.projection_offsets (
     offset      UInt64
 ) ENGINE = ReplacingMergeTree(offset)
 ORDER BY (projection, topic, partition)
+;
+
+-- Fact table: one row per sentiment.scored event.
+CREATE TABLE IF NOT EXISTS {db}.sentiment_scores (
+    event_id           UUID,
+    customer_id        String,
+    product_id         String,            -- '' for texts about no product
+    source_event_type  String,
+    occurred_at        DateTime('UTC'),
+    day                Date,
+    score              Float64,
+    label              String,
+    confidence         Float64,
+    model_name         String,
+    model_version      String
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, event_id);
+
+-- Aggregate: sentiment by day, product and model version. Scores are summed as
+-- integers in millionths, because float sums depend on the order parts merge in.
+CREATE TABLE IF NOT EXISTS {db}.sentiment_daily (
+    day            Date,
+    product_id     String,
+    model_version  String,
+    texts          UInt64,
+    score_micros   Int64,
+    negative       UInt64,
+    neutral        UInt64,
+    positive       UInt64
+) ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, product_id, model_version);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sentiment_daily_mv TO {db}.sentiment_daily AS
+SELECT
+    day,
+    product_id,
+    model_version,
+    count() AS texts,
+    toInt64(sum(toInt64(round(score * 1000000)))) AS score_micros,
+    countIf(label = 'negative') AS negative,
+    countIf(label = 'neutral') AS neutral,
+    countIf(label = 'positive') AS positive
+FROM {db}.sentiment_scores
+GROUP BY day, product_id, model_version

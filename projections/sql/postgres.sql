@@ -66,3 +66,34 @@ CREATE TABLE IF NOT EXISTS projection_offsets (
     "offset"    bigint NOT NULL,
     PRIMARY KEY (projection, topic, partition)
 );
+
+-- Sentiment per customer and model version: a time-decayed mean in event time.
+-- Scores of different model versions are never mixed in one row.
+CREATE TABLE IF NOT EXISTS customer_sentiment (
+    customer_id       text NOT NULL,
+    model_version     text NOT NULL,
+    anchor_at         timestamptz NOT NULL,        -- latest occurred_at applied; the sums below are decayed to it
+    weighted_sum      double precision NOT NULL,   -- sum of score * 2^(-(anchor_at - occurred_at) / half-life)
+    weight_total      double precision NOT NULL,   -- sum of 2^(-(anchor_at - occurred_at) / half-life)
+    scored_count      integer NOT NULL,
+    negative_count    integer NOT NULL,
+    last_negative_at  timestamptz,
+    PRIMARY KEY (customer_id, model_version)
+);
+
+-- Every scored text, for the most recent texts and the 30-day trend.
+CREATE TABLE IF NOT EXISTS scored_texts (
+    event_id           uuid PRIMARY KEY,           -- id of the sentiment.scored event
+    customer_id        text NOT NULL,
+    model_name         text NOT NULL,
+    model_version      text NOT NULL,
+    source_event_id    uuid NOT NULL,
+    source_event_type  text NOT NULL,
+    product_id         text,
+    occurred_at        timestamptz NOT NULL,
+    score              double precision NOT NULL,
+    label              text NOT NULL,
+    confidence         double precision NOT NULL,
+    excerpt            text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scored_texts_customer_idx ON scored_texts (customer_id, model_version, occurred_at DESC);
