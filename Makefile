@@ -47,8 +47,8 @@ test: install up ## Run the test suite against the real services
 replay: venv ## Rebuild every projection from offset 0 and compare checksums with the live state
 	$(VENV)/bin/cie replay
 
-worker: venv ## Start the stream worker in the background
-	$(APP) start worker
+worker: venv ## Start the stream workers (projections and sentiment scorer) in the background
+	$(APP) start worker scorer
 
 api: venv ## Start the API in the background
 	$(APP) start api

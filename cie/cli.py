@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def _worker(args) -> int:
     settings = get_settings()
     ensure_topics(settings)
     create_stores(settings)
+    os.environ["CIE_WORKER_ROLE"] = args.role
     from streams.app import app
 
     sys.argv = ["cie-worker", "worker", "--loglevel", args.loglevel, "--without-web"]
@@ -110,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--force", action="store_true", help="publish files again even if the import ledger lists them")
     command.set_defaults(run=_import_reviews)
 
-    command = commands.add_parser("worker", help="run the stream processors (Faust worker) in the foreground")
+    command = commands.add_parser("worker", help="run stream processors (a Faust worker) in the foreground")
+    command.add_argument("--role", default="projections", choices=["projections", "scorer"],
+                         help="projections: every projection agent; scorer: the sentiment scorer. Run one of each.")
     command.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error", "crit"],
                          help="least severe level that the worker logs")
     command.set_defaults(run=_worker)

@@ -11,12 +11,15 @@ def _money(value) -> str:
     return f"£{float(value):,.2f}"
 
 
-def demo_report(settings: Settings, api_url: str | None = None, customer_id: str = "12347") -> str:
+def demo_report(settings: Settings, api_url: str | None = None, customer_id: str = "12347",
+                reviewer_id: str = "A3OXHLG6DIBRW8", reviewed_product_id: str = "B01AHB9CN2") -> str:
     base = api_url or f"http://{settings.api_host}:{settings.api_port}"
     with httpx.Client(base_url=base, timeout=30) as http:
         summary = http.get("/v1/analytics/summary").raise_for_status().json()
         customer = http.get(f"/v1/customers/{customer_id}")
         top = http.get("/v1/analytics/top-products", params={"limit": 5}).raise_for_status().json()
+        reviewer = http.get(f"/v1/customers/{reviewer_id}/sentiment", params={"recent": 2})
+        product = http.get(f"/v1/products/{reviewed_product_id}/sentiment", params={"days": 0})
 
     lines = ["", "Pipeline totals (from ClickHouse and PostgreSQL, through the API)"]
     for event_type, count in sorted(summary["events"].items()):
@@ -37,6 +40,16 @@ def demo_report(settings: Settings, api_url: str | None = None, customer_id: str
         lines.append(f"  {rank}. {product['product_id']:<8} {product['description'] or '':<36} "
                      f"{_money(product['net_revenue']):>14} {product['units_sold']:>9,} units")
 
+    lines += ["", f"GET /v1/customers/{reviewer_id}/sentiment?recent=2"]
+    if reviewer.status_code == 200:
+        lines.append(json.dumps(reviewer.json(), indent=2))
+    else:
+        lines.append(f"  {reviewer.status_code}: {reviewer.json().get('detail')}")
+    if product.status_code == 200:
+        body = product.json()
+        lines += ["", f"Sentiment of product {reviewed_product_id} (GET /v1/products/{reviewed_product_id}/sentiment): "
+                      f"{body['texts']:,} texts, mean {body['mean_score']:+.2f}, labels {body['labels']}"]
+
     lines += [
         "",
         f"API: {base}  (OpenAPI docs at {base}/docs)",
@@ -46,6 +59,9 @@ def demo_report(settings: Settings, api_url: str | None = None, customer_id: str
         f"  curl -s '{base}/v1/analytics/revenue?start=2011-11-01&end=2011-11-30'",
         f"  curl -s '{base}/v1/analytics/top-products?by=units&limit=10'",
         f"  curl -s {base}/v1/products/85123A",
+        f"  curl -s {base}/v1/customers/{reviewer_id}/sentiment",
+        f"  curl -s -X POST {base}/v1/sentiment:analyze -H 'content-type: application/json' "
+        "-d '{\"texts\": [\"Arrived broken, very disappointed.\"]}'",
         "Stop everything: make down",
     ]
     return "\n".join(lines)

@@ -47,3 +47,8 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def consumer_group_for(settings: Settings, role: str) -> str:
+    """Consumer group of a worker role: the projections use CIE_CONSUMER_GROUP, the scorer its own."""
+    return settings.consumer_group if role == "projections" else f"{settings.consumer_group}-{role}"

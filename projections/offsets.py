@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, TopicPartition
 
 from cie.kafka import end_offsets
+from cie.settings import Settings, consumer_group_for
 from cie.topics import Topics
-from cie.settings import Settings
 from projections import clickhouse, postgres
 from projections.analytics import applied_offsets as clickhouse_applied_offsets
 from projections.wiring import projection_specs
@@ -32,13 +32,15 @@ def stored_offsets(settings: Settings, projection: str, schema: str | None = Non
 def scorer_lag(settings: Settings) -> ProjectionLag:
     """Lag of the sentiment scorer, from the offsets the worker group committed on the customer topic.
 
-    The scorer writes events, not projection rows, so its progress is the group's
-    committed offsets. Faust commits an offset only after every agent reading
-    that topic has acknowledged it, so a zero lag here also covers the scorer.
+    The scorer writes events, not projection rows, so its progress is the
+    committed offsets of its consumer group. Faust commits an offset only after
+    the agent has finished the batch that holds it, and the scorer finishes a
+    batch only when Kafka has acknowledged its scores.
     """
     topic = Topics.from_settings(settings).customer_events
     ends = end_offsets(settings, [topic])
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": settings.consumer_group,
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                         "group.id": consumer_group_for(settings, "scorer"),
                          "enable.auto.commit": False})
     try:
         committed = consumer.committed([TopicPartition(t, p) for t, p in ends], timeout=10)
@@ -78,7 +80,7 @@ def wait_for_zero_lag(settings: Settings, timeout: float, progress: bool = True,
     while True:
         bar.total = sum(lag.total for lag in lags)
         bar.n = sum(lag.applied for lag in lags)
-        bar.set_postfix({lag.projection: lag.lag for lag in lags})
+        bar.set_postfix({lag.projection: lag.lag for lag in lags}, refresh=False)
         bar.refresh()
         if all(lag.lag == 0 for lag in lags):
             bar.close()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the platform's own processes in the background: the stream worker and the API.
-# Usage: app.sh {start|stop|status} [worker|api]...   (default: both)
+# Run the platform's own processes in the background: the projection worker, the
+# sentiment scorer (a second worker in its own consumer group) and the API.
+# Usage: app.sh {start|stop|status} [worker|scorer|api]...   (default: all three)
 # Pid files live in $CIE_DATA_DIR/run, logs in $CIE_DATA_DIR/logs.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=stack/lib.sh
@@ -21,11 +22,16 @@ pid_of() {
     echo "$pid"
 }
 
-start_worker() {
-    if pid_of worker >/dev/null; then say worker "already running (pid $(pid_of worker))"; return; fi
-    (cd "$REPO_DIR" && nohup "$VENV/bin/cie" worker >>"$LOG_DIR/worker.log" 2>&1 & echo $! >"$RUN_DIR/worker.pid")
-    say worker "started (pid $(<"$RUN_DIR/worker.pid")), log $LOG_DIR/worker.log"
+# start_role NAME ROLE: a `cie worker --role ROLE` process with pid file and log named NAME.
+start_role() {
+    local name=$1 role=$2
+    if pid_of "$name" >/dev/null; then say "$name" "already running (pid $(pid_of "$name"))"; return; fi
+    (cd "$REPO_DIR" && nohup "$VENV/bin/cie" worker --role "$role" >>"$LOG_DIR/$name.log" 2>&1 & echo $! >"$RUN_DIR/$name.pid")
+    say "$name" "started (pid $(<"$RUN_DIR/$name.pid")), log $LOG_DIR/$name.log"
 }
+
+start_worker() { start_role worker projections; }
+start_scorer() { start_role scorer scorer; }
 
 start_api() {
     if pid_of api >/dev/null; then say api "already running (pid $(pid_of api))"; return; fi
@@ -65,10 +71,10 @@ status_one() {
 command=${1:-}
 shift || true
 names=("$@")
-(( ${#names[@]} )) || names=(worker api)
+(( ${#names[@]} )) || names=(worker scorer api)
 case $command in
     start) for name in "${names[@]}"; do "start_$name"; done ;;
     stop) for name in "${names[@]}"; do stop_one "$name"; done ;;
     status) for name in "${names[@]}"; do status_one "$name"; done ;;
-    *) die "usage: $0 {start|stop|status} [worker|api]..." ;;
+    *) die "usage: $0 {start|stop|status} [worker|scorer|api]..." ;;
 esac

@@ -12,8 +12,8 @@ data_root=${CIE_SHARED_DATA:-$REPO_DIR/../shared/data}
 say demo "1/5 creating topics and projection tables"
 "$cie" init
 
-say demo "2/5 starting the stream worker"
-scripts/app.sh start worker
+say demo "2/5 starting the stream workers: projections and the sentiment scorer"
+scripts/app.sh start worker scorer
 
 say demo "3/5 publishing the retail orders and the product reviews in $data_root as events"
 started=$EPOCHREALTIME
@@ -25,7 +25,7 @@ say demo "4/5 waiting until every projection has consumer lag 0"
 finished=$EPOCHREALTIME
 # Each projection line reads "NAME applied A of T records, lag L"; the busiest projection sets the pace.
 "$cie" --quiet lag | awk -v started="$started" -v finished="$finished" '
-    { gsub(",", "", $5); if ($5 > total) total = $5 }
+    { gsub(",", "", $5); if ($5 + 0 > total) total = $5 + 0 }
     END { seconds = finished - started
           printf "[demo] %d events through every projection in %.1f s from the first publish to lag 0 (%.0f events/s)\n", total, seconds, total / seconds }'
 

@@ -1,4 +1,9 @@
-"""The Faust app: one agent per projection, each consuming its topics in batches.
+"""The Faust app: one agent per projection, each consuming its topics in batches, or the sentiment scorer.
+
+``CIE_WORKER_ROLE`` picks what a worker process runs: ``projections`` (the
+default) or ``scorer``. Each role is its own consumer group, because Faust feeds
+all agents of one app from one consumer: a slow agent (the scorer on long
+reviews) would hold back every projection reading the same topic.
 
 Faust delivers at least once: ``take_events`` acknowledges a batch only after
 the agent has finished with it, so a killed worker re-reads the batch. The
@@ -9,12 +14,13 @@ app never declares topics of its own.
 
 import asyncio
 import logging
+import os
 
 import faust
 from confluent_kafka import KafkaException
 
 from cie.kafka import DeliveryError, EventPublisher, event_producer
-from cie.settings import get_settings
+from cie.settings import consumer_group_for, get_settings
 from cie.topics import Topics
 from projections.deadletter import DeadLetterSink
 from projections.records import LogRecord
@@ -26,9 +32,13 @@ log = logging.getLogger(__name__)
 
 settings = get_settings()
 topics = Topics.from_settings(settings)
+ROLES = ("projections", "scorer")
+role = os.environ.get("CIE_WORKER_ROLE", "projections")
+if role not in ROLES:
+    raise SystemExit(f"invalid CIE_WORKER_ROLE {role!r}; expected one of {', '.join(ROLES)}")
 
 app = faust.App(
-    settings.consumer_group,
+    consumer_group_for(settings, role),
     broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
     key_serializer="raw",
     value_serializer="raw",
@@ -65,12 +75,6 @@ def _register_agent(spec: ProjectionSpec) -> None:
     app.agent(channel, name=f"project-{spec.name}", concurrency=1)(project)
 
 
-for _spec in projection_specs(settings):
-    _register_agent(_spec)
-
-
-@app.agent(app.topic(topics.customer_events, key_type=bytes, value_type=bytes, allow_empty=True),
-           name="score-sentiment", concurrency=1)
 async def score_sentiment(stream):
     from cie.sentiment.model import load_model
 
@@ -91,3 +95,11 @@ async def score_sentiment(stream):
                             records[0].topic, records[0].partition, records[0].offset, error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+
+if role == "projections":
+    for _spec in projection_specs(settings):
+        _register_agent(_spec)
+else:
+    app.agent(app.topic(topics.customer_events, key_type=bytes, value_type=bytes, allow_empty=True),
+              name="score-sentiment", concurrency=1)(score_sentiment)

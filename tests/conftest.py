@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from cie.kafka import ensure_topics
-from cie.settings import Settings
+from cie.settings import Settings, consumer_group_for
 from cie.topics import Topics
 from projections import clickhouse, postgres
 from projections.offsets import projection_lags
@@ -34,27 +34,34 @@ CIE = str(Path(sys.executable).parent / "cie")
 
 @dataclass
 class Worker:
-    """A ``cie worker`` subprocess of one namespace."""
+    """The ``cie worker`` subprocesses of one namespace: one per role (projections, scorer)."""
 
-    process: subprocess.Popen
-    log_path: Path
+    processes: list[subprocess.Popen]
+    log_paths: list[Path]
+
+    def running(self) -> bool:
+        return all(process.poll() is None for process in self.processes)
 
     def stop(self, timeout: float = 60.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
             try:
-                self.process.wait(timeout)
+                process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                process.kill()
+                process.wait()
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a crash."""
-        self.process.kill()
-        self.process.wait()
+        """SIGKILL every process: no shutdown code runs, as in a crash."""
+        for process in self.processes:
+            process.kill()
+        for process in self.processes:
+            process.wait()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return "\n".join(path.read_text(errors="replace") for path in self.log_paths)
 
 
 @dataclass
@@ -72,10 +79,13 @@ class Namespace:
         return Topics.from_settings(self.settings)
 
     def start_worker(self) -> Worker:
-        log_path = self.tmp / f"worker-{len(self.workers)}.log"
-        process = subprocess.Popen([CIE, "worker", "--loglevel", "warn"], env=self.env, cwd=REPO,
-                                   stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-        worker = Worker(process, log_path)
+        processes, log_paths = [], []
+        for role in ("projections", "scorer"):
+            log_path = self.tmp / f"{role}-{len(self.workers)}.log"
+            processes.append(subprocess.Popen([CIE, "worker", "--role", role, "--loglevel", "warn"], env=self.env,
+                                              cwd=REPO, stdout=log_path.open("w"), stderr=subprocess.STDOUT))
+            log_paths.append(log_path)
+        worker = Worker(processes, log_paths)
         self.workers.append(worker)
         return worker
 
@@ -90,7 +100,7 @@ class Namespace:
             lags = projection_lags(self.settings)
             if all(lag.lag == 0 for lag in lags):
                 return
-            running = [worker for worker in self.workers if worker.process.poll() is None]
+            running = [worker for worker in self.workers if worker.running()]
             if not running or time.monotonic() > deadline:
                 logs = "\n".join(worker.log()[-3000:] for worker in self.workers)
                 state = "no worker is running" if not running else f"still behind after {timeout} s"
@@ -112,7 +122,8 @@ class Namespace:
                 future.result()
             except Exception:  # a topic the test never created
                 pass
-        for future in admin.delete_consumer_groups([self.settings.consumer_group]).values():
+        groups = [consumer_group_for(self.settings, role) for role in ("projections", "scorer")]
+        for future in admin.delete_consumer_groups(groups).values():
             try:
                 future.result()
             except Exception:  # the group never committed

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from projections import postgres
-from projections.offsets import projection_lags
+from projections.offsets import scorer_lag
 from projections.replay import replay_and_compare
 from tests.conftest import FIXTURES, REPO, wait_until
 
@@ -157,7 +157,7 @@ def test_replay_rebuilds_sentiment(sentiment_pipeline):
 
 
 def test_scorer_restart_changes_no_score(namespace):
-    namespace.env["CIE_BATCH_SIZE"] = "5"
+    namespace.env["CIE_BATCH_SIZE"] = "1"
     result = namespace.run_cli("import-reviews", "--data-dir", str(REVIEWS))
     assert result.returncode == 0, result.stderr
 
@@ -165,12 +165,12 @@ def test_scorer_restart_changes_no_score(namespace):
     worker = namespace.start_worker()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        scorer = projection_lags(namespace.settings)[0]
+        scorer = scorer_lag(namespace.settings)
         if scorer.lag == 0:
             pytest.fail("the scorer finished before it could be killed")
         if scorer.applied >= scorer.total // 3:
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     worker.kill()
 
     namespace.start_worker()
