@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from cie.settings import REPO_ROOT, get_settings
@@ -71,11 +72,20 @@ def _lag(args) -> int:
 
     settings = get_settings()
     if args.wait is not None:
+        started = time.perf_counter()
+        before = projection_lags(settings)
         lags = wait_for_zero_lag(settings, timeout=args.wait, progress=not args.quiet)
+        seconds = time.perf_counter() - started
+        caught_up = sum(lag.lag for lag in before)
+        if caught_up:
+            print(f"applied {caught_up:,} records of backlog across the projections and the scorer "
+                  f"in {seconds:.1f} s ({caught_up / seconds:,.0f} records/s)")
+        else:
+            print("nothing to apply: every projection and the scorer were already at lag 0")
     else:
         lags = projection_lags(settings)
     for lag in lags:
-        print(f"{lag.projection:<10} applied {lag.applied:>9,} of {lag.total:>9,} records, lag {lag.lag:,}")
+        print(f"{lag.projection:<16} applied {lag.applied:>9,} of {lag.total:>9,} records, lag {lag.lag:,}")
     return 0 if all(lag.lag == 0 for lag in lags) else 1
 
 
@@ -137,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would bury the report
     return args.run(args)
 
 

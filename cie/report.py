@@ -19,7 +19,7 @@ def demo_report(settings: Settings, api_url: str | None = None, customer_id: str
         customer = http.get(f"/v1/customers/{customer_id}")
         top = http.get("/v1/analytics/top-products", params={"limit": 5}).raise_for_status().json()
         reviewer = http.get(f"/v1/customers/{reviewer_id}/sentiment", params={"recent": 2})
-        product = http.get(f"/v1/products/{reviewed_product_id}/sentiment", params={"days": 0})
+        product_sentiment = http.get(f"/v1/products/{reviewed_product_id}/sentiment", params={"days": 0})
 
     lines = ["", "Pipeline totals (from ClickHouse and PostgreSQL, through the API)"]
     for event_type, count in sorted(summary["events"].items()):
@@ -45,8 +45,8 @@ def demo_report(settings: Settings, api_url: str | None = None, customer_id: str
         lines.append(json.dumps(reviewer.json(), indent=2))
     else:
         lines.append(f"  {reviewer.status_code}: {reviewer.json().get('detail')}")
-    if product.status_code == 200:
-        body = product.json()
+    if product_sentiment.status_code == 200:
+        body = product_sentiment.json()
         lines += ["", f"Sentiment of product {reviewed_product_id} (GET /v1/products/{reviewed_product_id}/sentiment): "
                       f"{body['texts']:,} texts, mean {body['mean_score']:+.2f}, labels {body['labels']}"]
 

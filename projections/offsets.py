@@ -75,11 +75,13 @@ def wait_for_zero_lag(settings: Settings, timeout: float, progress: bool = True,
 
     deadline = time.monotonic() + timeout
     lags = projection_lags(settings)
-    bar = tqdm(total=sum(lag.total for lag in lags), desc="projections catching up", unit="record",
+    applied_at_start = sum(lag.applied for lag in lags)
+    bar = tqdm(total=sum(lag.lag for lag in lags), desc="projections catching up", unit="record",
                disable=not progress)
     while True:
-        bar.total = sum(lag.total for lag in lags)
-        bar.n = sum(lag.applied for lag in lags)
+        # The bar counts the backlog from the start of the wait; new records grow its total.
+        bar.n = sum(lag.applied for lag in lags) - applied_at_start
+        bar.total = bar.n + sum(lag.lag for lag in lags)
         bar.set_postfix({lag.projection: lag.lag for lag in lags}, refresh=False)
         bar.refresh()
         if all(lag.lag == 0 for lag in lags):

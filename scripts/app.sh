@@ -26,7 +26,8 @@ pid_of() {
 start_role() {
     local name=$1 role=$2
     if pid_of "$name" >/dev/null; then say "$name" "already running (pid $(pid_of "$name"))"; return; fi
-    (cd "$REPO_DIR" && nohup "$VENV/bin/cie" worker --role "$role" >>"$LOG_DIR/$name.log" 2>&1 & echo $! >"$RUN_DIR/$name.pid")
+    # The braces put only the process itself in the background, so $! is its pid.
+    (cd "$REPO_DIR" && { nohup "$VENV/bin/cie" worker --role "$role" >>"$LOG_DIR/$name.log" 2>&1 & echo $! >"$RUN_DIR/$name.pid"; })
     say "$name" "started (pid $(<"$RUN_DIR/$name.pid")), log $LOG_DIR/$name.log"
 }
 
@@ -36,8 +37,8 @@ start_scorer() { start_role scorer scorer; }
 start_api() {
     if pid_of api >/dev/null; then say api "already running (pid $(pid_of api))"; return; fi
     require_free_port "$API_PORT" CIE_API_PORT
-    (cd "$REPO_DIR" && nohup "$VENV/bin/uvicorn" api.main:app --host "$API_HOST" --port "$API_PORT" \
-        >>"$LOG_DIR/api.log" 2>&1 & echo $! >"$RUN_DIR/api.pid")
+    (cd "$REPO_DIR" && { nohup "$VENV/bin/uvicorn" api.main:app --host "$API_HOST" --port "$API_PORT" \
+        >>"$LOG_DIR/api.log" 2>&1 & echo $! >"$RUN_DIR/api.pid"; })
     local waited=0
     until curl -fsS "http://$API_HOST:$API_PORT/readyz" >/dev/null 2>&1; do
         pid_of api >/dev/null || die "the API exited during start; see $LOG_DIR/api.log"

@@ -7,10 +7,14 @@ the test split and the labelled sentence sets are never read here. Steps:
    and compare them on that validation part: 3-class macro-F1 on review
    bodies and class-balanced binary macro-F1 on review titles (positive vs
    negative, sign of the score), averaged. River's online bag-of-words
-   naive Bayes and VADER are scored on the same texts for comparison.
+   naive Bayes and VADER are scored on the same texts for comparison, and
+   the selected head is also scored on every encoder depth from 1 to 6.
 2. Refit the best candidate and the VADER gate head on the whole training split.
 3. Set the gate threshold so that ROUTE_FRACTION of the training split's
    short texts (titles and body sentences) go to the embedding model.
+
+ENCODER_LAYERS and ROUTE_FRACTION are fixed here rather than searched: they
+trade accuracy for throughput, which the validation scores cannot measure.
 
 Training texts are review bodies, review titles and the sentences of review
 bodies, each labelled with its review's rating class. Classes are weighted
@@ -53,15 +57,21 @@ from cie.sentiment.vader import VaderFeatures, vader_score  # noqa: E402
 
 log = logging.getLogger("train_sentiment")
 
+# Encoder depth of the product model. On validation, the selected head on 3
+# layers scored as well as on all 6 (the depth table this script prints) at
+# half the cost. All 6 layers on every text reached about 480 short texts/s
+# on 2 cores, short of the 1,000 texts/s target (docs/benchmarks-sentiment.md).
+ENCODER_LAYERS = 3
+ALL_LAYERS = [1, 2, 3, 4, 5, 6]
 FEATURE_SETS = ("embedding", "embedding+compound")
-C_VALUES = (0.1, 0.3, 1.0, 3.0)
+C_VALUES = (0.1, 0.3, 1.0)
 # Weight of one body sentence relative to one body or title; 0 leaves sentences out.
 SENTENCE_WEIGHTS = (0.0, 0.3, 1.0)
 GATE_C = 1.0
-# Share of short texts that the cascade sends to the encoder. Half keeps the
-# cascade's validation scores within about 0.005 of the embedding model alone
-# while roughly doubling throughput (docs/benchmarks-sentiment.md).
-ROUTE_FRACTION = 0.5
+# Share of the training split's short texts that the cascade sends to the
+# encoder. On validation, shares from 0.5 to 1.0 scored within 0.01 of each
+# other; 0.6 leaves throughput headroom on 2 cores (docs/benchmarks-sentiment.md).
+ROUTE_FRACTION = 0.6
 MAX_ITERATIONS = 5000
 # Allowed difference per weight in --check mode. Other BLAS kernels round
 # the embeddings differently in the last bits, which moves the fitted weights slightly.
@@ -94,48 +104,53 @@ class Candidate:
 
 
 class FeatureStore:
-    """Embeddings and VADER features of texts, computed once per text and optionally cached on disk."""
+    """Pooled embeddings at every encoder depth and VADER features of texts, computed once per text.
+
+    With a cache folder, the embeddings are also kept on disk between runs.
+    """
 
     def __init__(self, encoder: MiniLMEncoder, cache_dir: Path | None) -> None:
         self.encoder = encoder
         self.vader = VaderFeatures()
         self.cache_dir = cache_dir
-        self.embeddings: dict[str, np.ndarray] = {}
-        self.vader_rows: dict[str, np.ndarray] = {}
+        self.index: dict[str, int] = {}
+        self.embeddings = np.zeros((0, len(ALL_LAYERS), MiniLMEncoder.embedding_dim), dtype=np.float32)
+        self.vader_rows = np.zeros((0, len(VaderFeatures.names)))
 
     def add(self, texts: list[str]) -> None:
-        new_texts = sorted({text for text in texts if text not in self.embeddings})
+        new_texts = sorted({text for text in texts if text not in self.index})
         if not new_texts:
             return
-        embeddings = self._cached_embeddings(new_texts)
-        vader_rows = self.vader.compute(new_texts)
-        for text, embedding, vader_row in zip(new_texts, embeddings, vader_rows):
-            self.embeddings[text] = embedding
-            self.vader_rows[text] = vader_row
+        for offset, text in enumerate(new_texts):
+            self.index[text] = len(self.embeddings) + offset
+        self.embeddings = np.concatenate([self.embeddings, self._cached_embeddings(new_texts)])
+        self.vader_rows = np.concatenate([self.vader_rows, self.vader.compute(new_texts)])
 
     def _cached_embeddings(self, texts: list[str]) -> np.ndarray:
-        if self.cache_dir is None:
-            return self.encoder.encode(texts)
-        digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:20]
-        path = self.cache_dir / f"minilm_{digest}.npy"
-        if path.is_file():
-            log.info("read %d embeddings from %s", len(texts), path)
-            return np.load(path)
-        embeddings = self.encoder.encode(texts)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        np.save(path, embeddings)
+        path = None
+        if self.cache_dir is not None:
+            digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:20]
+            path = self.cache_dir / f"minilm_layers_{digest}.npy"
+            if path.is_file():
+                log.info("read the embeddings of %d texts from %s", len(texts), path)
+                return np.load(path)
+        by_layer = self.encoder.encode_layers(texts, ALL_LAYERS)
+        embeddings = np.stack([by_layer[layer] for layer in ALL_LAYERS], axis=1)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, embeddings)
         return embeddings
 
-    def matrix(self, texts: list[str], features: str) -> np.ndarray:
-        """Return the feature rows of ``texts`` for a feature set of FEATURE_SETS, or "vader" for the gate."""
+    def matrix(self, texts: list[str], features: str, layers: int = ENCODER_LAYERS) -> np.ndarray:
+        """Return feature rows of ``texts``: a set of FEATURE_SETS at encoder depth ``layers``, or "vader"."""
+        rows = [self.index[text] for text in texts]
         if features == "vader":
-            return np.array([self.vader_rows[text] for text in texts], dtype=np.float32)
-        embeddings = np.array([self.embeddings[text] for text in texts], dtype=np.float32)
+            return self.vader_rows[rows].astype(np.float32)
+        embeddings = self.embeddings[rows, ALL_LAYERS.index(layers)]
         if features == "embedding":
             return embeddings
         if features == "embedding+compound":
-            compound = np.array([self.vader_rows[text][0] for text in texts], dtype=np.float32)
-            return np.hstack([embeddings, compound[:, None]])
+            return np.hstack([embeddings, self.vader_rows[rows, :1].astype(np.float32)])
         raise ValueError(f"unknown feature set {features!r}")
 
 
@@ -194,8 +209,8 @@ def validation_scores(
 def vader_probabilities(store: FeatureStore, texts: list[str]) -> np.ndarray:
     """One-hot rows of VADER's own labels, so VADER is scored by the same functions as the heads."""
     rows = np.zeros((len(texts), len(LABELS)))
-    for i, text in enumerate(texts):
-        rows[i, LABELS.index(vader_score(float(store.vader_rows[text][0])).label)] = 1.0
+    for i, compound in enumerate(store.matrix(texts, "vader")[:, 0]):
+        rows[i, LABELS.index(vader_score(float(compound)).label)] = 1.0
     return rows
 
 
@@ -227,28 +242,16 @@ def short_texts(reviews: list[Review]) -> list[str]:
     return texts
 
 
-def train(data_dir: Path, cache_dir: Path | None) -> SentimentHeads:
-    reviews = load_reviews(data_dir)
-    training_split = [review for review in reviews if review.split == "train"]
-    fit_reviews = [review for review in training_split if not review.is_validation]
-    validation = [review for review in training_split if review.is_validation]
-    log.info(
-        "reviews: %d loaded, %d in the training split (%d to fit, %d to validate), %d held out for testing",
-        len(reviews), len(training_split), len(fit_reviews), len(validation), len(reviews) - len(training_split),
-    )
+def print_row(name: str, body_f1: float, title_f1: float) -> None:
+    print(f"  {name:<62} {body_f1:>15.3f} {title_f1:>14.3f} {(body_f1 + title_f1) / 2:>7.3f}", flush=True)
 
-    store = FeatureStore(MiniLMEncoder(), cache_dir)
-    started = time.perf_counter()
-    store.add(build_training_set(training_split, sentence_weight=1.0).texts)
-    log.info("computed features of %d texts in %.0f s", len(store.embeddings), time.perf_counter() - started)
 
-    print("Candidates, fitted without the validation part and scored on it:")
-    print(f"  {'candidate':<60} {'bodies 3-class':>15} {'titles binary':>14} {'mean':>7}")
-    vader_body, vader_title = validation_scores(lambda texts: vader_probabilities(store, texts), validation)
-    print(f"  {'VADER (baseline)':<60} {vader_body:>15.3f} {vader_title:>14.3f} {(vader_body + vader_title) / 2:>7.3f}")
-    river_body, river_title = river_candidate_scores(fit_reviews, validation)
-    print(f"  {'river bag-of-words naive Bayes':<60} {river_body:>15.3f} {river_title:>14.3f} "
-          f"{(river_body + river_title) / 2:>7.3f}")
+def select_candidate(store: FeatureStore, fit_reviews: list[Review], validation: list[Review]) -> Candidate:
+    """Fit every candidate head on ``fit_reviews``, print the validation table and return the best candidate."""
+    print(f"Candidates at encoder depth {ENCODER_LAYERS}, fitted without the validation part and scored on it:")
+    print(f"  {'candidate':<62} {'bodies 3-class':>15} {'titles binary':>14} {'mean':>7}")
+    print_row("VADER (baseline)", *validation_scores(lambda texts: vader_probabilities(store, texts), validation))
+    print_row("river bag-of-words naive Bayes", *river_candidate_scores(fit_reviews, validation))
 
     candidates = [
         Candidate(features, c, sentence_weight)
@@ -262,17 +265,28 @@ def train(data_dir: Path, cache_dir: Path | None) -> SentimentHeads:
         candidate.body_f1, candidate.title_f1 = validation_scores(
             lambda texts: head.probabilities(store.matrix(texts, candidate.features)), validation
         )
-        print(f"  {candidate.describe():<60} {candidate.body_f1:>15.3f} {candidate.title_f1:>14.3f} "
-              f"{candidate.selection_score:>7.3f}", flush=True)
+        print_row(candidate.describe(), candidate.body_f1, candidate.title_f1)
     # max() keeps the first of equal scores, so ties go to the earlier candidate in the grid.
     best = max(candidates, key=lambda candidate: candidate.selection_score)
     print(f"Selected: {best.describe()}")
+    return best
 
-    # The gate is scored on validation with the same routing rule as the product.
-    gate_training = build_training_set(fit_reviews, best.sentence_weight)
-    gate_head = fit_head(store.matrix(gate_training.texts, "vader"), gate_training, GATE_C)
-    best_training = build_training_set(fit_reviews, best.sentence_weight)
-    best_head = fit_head(store.matrix(best_training.texts, best.features), best_training, best.c)
+
+def report_depths_and_cascade(
+    store: FeatureStore, best: Candidate, fit_reviews: list[Review], validation: list[Review]
+) -> None:
+    """Print the validation scores of the selected head at every encoder depth, and of the cascade."""
+    training = build_training_set(fit_reviews, best.sentence_weight)
+    print("The selected head at each encoder depth, and the cascade:")
+    for layers in ALL_LAYERS:
+        head = fit_head(store.matrix(training.texts, best.features, layers), training, best.c)
+        print_row(
+            f"{layers} layers",
+            *validation_scores(lambda texts: head.probabilities(store.matrix(texts, best.features, layers)), validation),
+        )
+
+    gate_head = fit_head(store.matrix(training.texts, "vader"), training, GATE_C)
+    best_head = fit_head(store.matrix(training.texts, best.features), training, best.c)
     gate_threshold = route_threshold(gate_head, store, short_texts(fit_reviews))
 
     def cascade_probabilities(texts: list[str]) -> np.ndarray:
@@ -283,27 +297,30 @@ def train(data_dir: Path, cache_dir: Path | None) -> SentimentHeads:
             probabilities[routed] = best_head.probabilities(store.matrix(routed_texts, best.features))
         return probabilities
 
-    cascade_body, cascade_title = validation_scores(cascade_probabilities, validation)
-    print(f"  {'cascade: VADER gate, then the selected head':<60} {cascade_body:>15.3f} {cascade_title:>14.3f} "
-          f"{(cascade_body + cascade_title) / 2:>7.3f}")
+    print_row(
+        f"cascade: VADER gate, then {ENCODER_LAYERS} layers ({ROUTE_FRACTION:.0%} of short texts routed)",
+        *validation_scores(cascade_probabilities, validation),
+    )
 
-    final_training = build_training_set(training_split, best.sentence_weight)
-    embedding_head = fit_head(store.matrix(final_training.texts, best.features), final_training, best.c)
-    final_gate = fit_head(store.matrix(final_training.texts, "vader"), final_training, GATE_C)
-    final_threshold = route_threshold(final_gate, store, short_texts(training_split))
+
+def fit_final_heads(store: FeatureStore, best: Candidate, training_split: list[Review]) -> SentimentHeads:
+    """Refit the selected head and the gate on the whole training split and set the gate threshold."""
+    training = build_training_set(training_split, best.sentence_weight)
+    embedding_head = fit_head(store.matrix(training.texts, best.features), training, best.c)
+    gate_head = fit_head(store.matrix(training.texts, "vader"), training, GATE_C)
+    gate_threshold = route_threshold(gate_head, store, short_texts(training_split))
     if best.features != "embedding+compound":
-        # NOTE: load_model() feeds the embedding head the embedding plus the
-        # compound score; a plain-embedding winner is stored with a zero
-        # weight on the compound score, which gives the same probabilities.
+        # load_model() feeds the embedding head the embedding plus the compound
+        # score, so a plain-embedding winner is stored with a zero weight on
+        # the compound score, which gives the same probabilities.
         embedding_head = LinearHead(
             np.hstack([embedding_head.weight, np.zeros((len(LABELS), 1), dtype=np.float32)]), embedding_head.bias
         )
-
     metadata = {
         "trained_by": "scripts/train_sentiment.py",
         "training_reviews": len(training_split),
-        "training_texts": len(final_training.texts),
-        "training_texts_sha256": hashlib.sha256("\0".join(final_training.texts).encode("utf-8")).hexdigest(),
+        "training_texts": len(training.texts),
+        "training_texts_sha256": hashlib.sha256("\0".join(training.texts).encode("utf-8")).hexdigest(),
         "labels": "stars 1-2 negative, 3 neutral, 4-5 positive",
         "selected_features": best.features,
         "selected_c": best.c,
@@ -313,8 +330,29 @@ def train(data_dir: Path, cache_dir: Path | None) -> SentimentHeads:
         "gate_c": GATE_C,
         "route_fraction": ROUTE_FRACTION,
         "encoder": MiniLMEncoder.name,
+        "encoder_layers": ENCODER_LAYERS,
     }
-    return SentimentHeads(HEAD_VERSION, embedding_head, final_gate, final_threshold, metadata)
+    return SentimentHeads(HEAD_VERSION, ENCODER_LAYERS, embedding_head, gate_head, gate_threshold, metadata)
+
+
+def train(data_dir: Path, cache_dir: Path | None) -> SentimentHeads:
+    reviews = load_reviews(data_dir)
+    training_split = [review for review in reviews if review.split == "train"]
+    fit_reviews = [review for review in training_split if not review.is_validation]
+    validation = [review for review in training_split if review.is_validation]
+    log.info(
+        "reviews: %d loaded, %d in the training split (%d to fit, %d to validate), %d held out for testing",
+        len(reviews), len(training_split), len(fit_reviews), len(validation), len(reviews) - len(training_split),
+    )
+
+    store = FeatureStore(MiniLMEncoder(), cache_dir)
+    started = time.perf_counter()
+    store.add(build_training_set(training_split, sentence_weight=1.0).texts)
+    log.info("computed features of %d texts in %.0f s", len(store.index), time.perf_counter() - started)
+
+    best = select_candidate(store, fit_reviews, validation)
+    report_depths_and_cascade(store, best, fit_reviews, validation)
+    return fit_final_heads(store, best, training_split)
 
 
 def route_threshold(gate_head: LinearHead, store: FeatureStore, texts: list[str]) -> float:
@@ -325,6 +363,8 @@ def route_threshold(gate_head: LinearHead, store: FeatureStore, texts: list[str]
 
 def compare_heads(committed: SentimentHeads, trained: SentimentHeads) -> float:
     """Return the largest absolute difference between the weights of two head sets."""
+    if committed.encoder_layers != trained.encoder_layers:
+        return float("inf")
     pairs = [
         (committed.embedding_head.weight, trained.embedding_head.weight),
         (committed.embedding_head.bias, trained.embedding_head.bias),

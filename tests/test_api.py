@@ -117,6 +117,14 @@ def test_customer_totals_match_csv(api):
     assert datetime.fromisoformat(body["last_order_at"]) == truth.last_order_at
 
 
+def test_demo_report_reads_the_api(api, retail_pipeline):
+    result = retail_pipeline.run_cli("report", "--api-url", str(api.base_url).rstrip("/"))
+    assert result.returncode == 0, result.stderr
+    assert '"customer_id": "12347"' in result.stdout
+    assert "Top products by net revenue" in result.stdout
+    assert "Stop everything: make down" in result.stdout
+
+
 def test_unknown_customer_is_problem(api):
     response = api.get("/v1/customers/no-such-customer")
     body = response.json()

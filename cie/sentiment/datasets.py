@@ -22,8 +22,8 @@ from cie.sentiment.text import clean_text
 
 LABELS = ("negative", "neutral", "positive")
 TEST_FRACTION = 0.2
-# Share of the training split set aside by a hash of the review id to compare
-# candidate models; the test split and the sentence sets are never used for that.
+# Share of the training split set aside, by a hash of the review id, to compare
+# candidate models. The test split and the sentence sets are never used for that.
 VALIDATION_FRACTION = 0.2
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -4,15 +4,16 @@
 
 1. VADER's four polarity scores go through a small logistic-regression head
    (the gate). Texts on which the gate is confident keep its result.
-2. The other texts are embedded with all-MiniLM-L6-v2 (``encoder.py``), and a
-   logistic-regression head over the embedding plus VADER's compound score
-   gives their result.
+2. The other texts are embedded with the first layers of all-MiniLM-L6-v2
+   (``encoder.py``), as many as the weights file sets. A logistic-regression
+   head over the embedding plus VADER's compound score gives their result.
 
 Both heads come from one weights file written by ``scripts/train_sentiment.py``.
-The gate's threshold routes the least confident half of the training set's
-short texts to the embedding model; the cascade exists because the encoder
-alone does not reach the throughput target on two cores (see
-docs/benchmarks-sentiment.md). ``load_baseline()`` returns plain VADER.
+The gate's threshold sends a fixed share of the training set's short texts
+to the embedding model. The cascade and the shallower encoder exist because
+the full encoder on every text does not reach 1,000 short texts per second
+on two cores (docs/benchmarks-sentiment.md). ``load_baseline()`` returns
+plain VADER.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from cie.sentiment.scores import LABELS, SentimentScore, empty_text_score, score
 from cie.sentiment.text import clean_text
 from cie.sentiment.vader import VaderFeatures, VaderModel
 
-HEAD_VERSION = "1"
+HEAD_VERSION = "2"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 HEAD_PATH = WEIGHTS_DIR / f"sentiment_heads_v{HEAD_VERSION}.npz"
 
@@ -38,7 +39,7 @@ EMBEDDING_NAME = "minilm-vader-logreg"
 
 
 class SentimentModel(Protocol):
-    """What the platform needs from a sentiment model."""
+    """Interface that the platform uses to score texts."""
 
     name: str
     version: str
@@ -67,6 +68,7 @@ class SentimentHeads:
     """Contents of a weights file: both heads, the gate threshold and how they were trained."""
 
     version: str
+    encoder_layers: int
     embedding_head: LinearHead
     gate_head: LinearHead
     gate_threshold: float
@@ -78,6 +80,7 @@ def save_heads(path: Path, heads: SentimentHeads) -> None:
     np.savez_compressed(
         path,
         version=np.array(heads.version),
+        encoder_layers=np.array(heads.encoder_layers, dtype=np.int64),
         labels=np.array(LABELS),
         embedding_weight=heads.embedding_head.weight.astype(np.float32),
         embedding_bias=heads.embedding_head.bias.astype(np.float32),
@@ -98,6 +101,7 @@ def load_heads(path: Path = HEAD_PATH) -> SentimentHeads:
             raise ValueError(f"{path}: labels {labels} do not match {LABELS}")
         heads = SentimentHeads(
             version=str(data["version"]),
+            encoder_layers=int(data["encoder_layers"]),
             embedding_head=LinearHead(data["embedding_weight"], data["embedding_bias"]),
             gate_head=LinearHead(data["gate_weight"], data["gate_bias"]),
             gate_threshold=float(data["gate_threshold"]),
@@ -125,7 +129,7 @@ class EmbeddingSentimentModel:
         self.vader = vader
 
     def score_batch(self, texts: list[str]) -> list[SentimentScore]:
-        """Score each text; texts that are empty after ``clean_text`` get ``empty_text_score()``."""
+        """Score each text. Texts that are empty after ``clean_text`` get ``empty_text_score()``."""
         cleaned = [clean_text(text) for text in texts]
         present = [i for i, text in enumerate(cleaned) if text]
         results = [empty_text_score()] * len(cleaned)
@@ -157,7 +161,7 @@ class CascadeSentimentModel:
         self.vader = vader
 
     def score_batch(self, texts: list[str]) -> list[SentimentScore]:
-        """Score each text; texts that are empty after ``clean_text`` get ``empty_text_score()``."""
+        """Score each text. Texts that are empty after ``clean_text`` get ``empty_text_score()``."""
         cleaned = [clean_text(text) for text in texts]
         present = [i for i, text in enumerate(cleaned) if text]
         results = [empty_text_score()] * len(cleaned)
@@ -180,15 +184,17 @@ class CascadeSentimentModel:
 
 
 def load_model(workers: int | None = None, heads_path: Path = HEAD_PATH) -> CascadeSentimentModel:
-    """Load the product sentiment model; ``workers`` threads run the encoder (default: all CPUs of the process)."""
+    """Load the product sentiment model, whose encoder runs in ``workers`` threads (default: one per available CPU)."""
     heads = load_heads(heads_path)
-    return CascadeSentimentModel(heads, MiniLMEncoder(workers=workers), VaderFeatures())
+    encoder = MiniLMEncoder(workers=workers, num_layers=heads.encoder_layers)
+    return CascadeSentimentModel(heads, encoder, VaderFeatures())
 
 
 def load_embedding_model(workers: int | None = None, heads_path: Path = HEAD_PATH) -> EmbeddingSentimentModel:
     """Load the embedding model that the cascade falls back to, for evaluation against the cascade."""
     heads = load_heads(heads_path)
-    return EmbeddingSentimentModel(heads, MiniLMEncoder(workers=workers), VaderFeatures())
+    encoder = MiniLMEncoder(workers=workers, num_layers=heads.encoder_layers)
+    return EmbeddingSentimentModel(heads, encoder, VaderFeatures())
 
 
 def load_baseline() -> VaderModel:

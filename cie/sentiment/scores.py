@@ -14,7 +14,7 @@ class SentimentScore:
     """Sentiment of one text.
 
     ``score`` is in [-1, 1], from most negative to most positive. ``label`` is
-    "negative", "neutral" or "positive". ``confidence`` is in [0, 1]; for the
+    "negative", "neutral" or "positive". ``confidence`` is in [0, 1]. For the
     trained models it is the probability of ``label``.
     """
 

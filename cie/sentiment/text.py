@@ -2,8 +2,8 @@
 
 Review bodies arrive with HTML such as ``<br />``, ``<a href=...>`` and
 entities like ``&amp;``. Cleaning removes the tags, keeps the text between
-them, decodes entities and collapses whitespace, so that the model sees the
-same string at training time and in production.
+them, decodes entities and collapses whitespace, so that training and
+production score the same string.
 """
 
 import html

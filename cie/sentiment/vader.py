@@ -10,8 +10,8 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from cie.sentiment.scores import SentimentScore, empty_text_score
 from cie.sentiment.text import clean_text
 
-# VADER's own cut-offs on the compound score (Hutto and Gilbert, ICWSM 2014,
-# and the vaderSentiment README): at least 0.05 is positive, at most -0.05 negative.
+# The typical cut-offs on the compound score that the vaderSentiment README
+# gives ("About the Scoring"): at least 0.05 is positive, at most -0.05 negative.
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
 
@@ -62,7 +62,7 @@ class VaderModel:
         self.features = VaderFeatures()
 
     def score_batch(self, texts: list[str]) -> list[SentimentScore]:
-        """Score each text after the same clean-up as the product model; empty texts get ``empty_text_score()``."""
+        """Score each text after the same clean-up as the product model. Empty texts get ``empty_text_score()``."""
         cleaned = [clean_text(text) for text in texts]
         compounds = self.features.compute(cleaned)[:, 0]
         return [
