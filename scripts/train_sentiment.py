@@ -18,7 +18,7 @@ trade accuracy for throughput, which the validation scores cannot measure.
 
 Training texts are review bodies, review titles and the sentences of review
 bodies, each labelled with its review's rating class. Classes are weighted
-to be balanced, because the reviews are about 80% positive and a skewed
+to be balanced, because the reviews are about 85% positive and a skewed
 prior would carry over to every text the platform scores.
 
 The run is deterministic: two runs on the same machine store identical
@@ -59,7 +59,7 @@ log = logging.getLogger("train_sentiment")
 
 # Encoder depth of the product model. On validation, the selected head on 3
 # layers scored as well as on all 6 (the depth table this script prints) at
-# half the cost. All 6 layers on every text reached about 480 short texts/s
+# half the cost. All 6 layers on every text reached 490 to 730 short texts/s
 # on 2 cores, short of the 1,000 texts/s target (docs/benchmarks-sentiment.md).
 ENCODER_LAYERS = 3
 ALL_LAYERS = [1, 2, 3, 4, 5, 6]

