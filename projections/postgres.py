@@ -60,6 +60,21 @@ def claim_event_ids(cursor: psycopg.Cursor, projection: str, event_ids: list[str
     return {row[0] for row in cursor.fetchall()}
 
 
+def claim_new_events(cursor: psycopg.Cursor, projection: str, events: list,
+                     event_types: frozenset[str] | None = None) -> list[dict]:
+    """Claim the batch's event ids and return the events this projection has not applied yet, in log order.
+
+    Only events of ``event_types`` are considered (all when None). The first
+    occurrence of an id in the batch wins, and later repeats are dropped.
+    """
+    first_seen = {}  # event id -> EventRecord, in log order
+    for item in events:
+        if event_types is None or item.event_type in event_types:
+            first_seen.setdefault(item.event_id, item)
+    new_ids = claim_event_ids(cursor, projection, list(first_seen))
+    return [item.event for item_id, item in first_seen.items() if item_id in new_ids]
+
+
 def store_offsets(cursor: psycopg.Cursor, projection: str, offsets: dict[tuple[str, int], int]) -> None:
     if not offsets:
         return

@@ -25,11 +25,15 @@ PROJECTION = "profiles"
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None else a if b is None else min(a, b)
+    if a is None or b is None:
+        return b if a is None else a
+    return min(a, b)
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None else a if b is None else max(a, b)
+    if a is None or b is None:
+        return b if a is None else a
+    return max(a, b)
 
 
 @dataclass
@@ -84,17 +88,13 @@ class ProfileProjection:
         """
         with self.conn.transaction(), self.conn.cursor() as cursor:
             # 1. Claim event ids; the first occurrence of an id in the batch wins.
-            first_seen: dict[str, EventRecord] = {}
-            for item in events:
-                first_seen.setdefault(item.event_id, item)
-            new_ids = postgres.claim_event_ids(cursor, PROJECTION, list(first_seen))
-            fresh = [item for item_id, item in first_seen.items() if item_id in new_ids]
+            fresh = postgres.claim_new_events(cursor, PROJECTION, events)
 
             # 2. Fold the new events into per-customer and per-product deltas.
             customers: dict[str, _CustomerDelta] = defaultdict(_CustomerDelta)
             products: dict[tuple[str, str], _ProductDelta] = defaultdict(_ProductDelta)
-            for item in fresh:
-                self._fold(item.event, customers, products)
+            for event in fresh:
+                self._fold(event, customers, products)
 
             # 3. Upsert the deltas, then recount distinct products of touched customers.
             self._upsert_customers(cursor, customers)

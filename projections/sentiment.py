@@ -80,12 +80,7 @@ class SentimentProjection:
     def apply(self, events: list[EventRecord], records: list[LogRecord]) -> int:
         with self.conn.transaction(), self.conn.cursor() as cursor:
             # 1. Claim event ids.
-            first_seen: dict[str, EventRecord] = {}
-            for item in events:
-                if item.event_type == "sentiment.scored":
-                    first_seen.setdefault(item.event_id, item)
-            new_ids = postgres.claim_event_ids(cursor, PROJECTION, list(first_seen))
-            fresh = [item.event for item_id, item in first_seen.items() if item_id in new_ids]
+            fresh = postgres.claim_new_events(cursor, PROJECTION, events, frozenset({"sentiment.scored"}))
 
             # 2. Store every scored text.
             if fresh:
