@@ -3,9 +3,10 @@
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import problems
+from api.auth import AUTH_RESPONSES, require_scope
 from api.routes import analytics, customers, events, health, products, sentiment
 from api.stores import Stores
 from cie.settings import get_settings
@@ -32,8 +33,18 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (health, customers, products, analytics, events, sentiment):
-        app.include_router(module.router)
+    # Every router but health needs an API key with the router's scope (admin passes everywhere); see api/auth.py.
+    app.include_router(health.router)
+    app.include_router(customers.router, dependencies=[Depends(require_scope("profiles:read"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(products.router, dependencies=[Depends(require_scope("profiles:read"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(sentiment.router, dependencies=[Depends(require_scope("profiles:read"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(analytics.router, dependencies=[Depends(require_scope("analytics:read"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(events.router, dependencies=[Depends(require_scope("events:write"))],
+                       responses=AUTH_RESPONSES)
     return app
 
 

@@ -1,11 +1,15 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), one shape for every error."""
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.events import EVENT_TYPES
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:cie:problem:"  # stable identifiers that clients match on; not URLs to fetch
@@ -54,6 +58,18 @@ def _field_name(location: tuple) -> str:
     return name or ".".join(str(part) for part in location)
 
 
+def _validation_error(item: dict) -> dict:
+    if item["type"] == "json_invalid":
+        # pydantic puts the character position of a JSON syntax error where a field name would be.
+        position = item["loc"][1] if len(item["loc"]) > 1 else None
+        reason = item.get("ctx", {}).get("error", "")
+        at = f" at character {position}" if isinstance(position, int) else ""
+        return {"field": "body", "location": "body",
+                "message": f"invalid JSON{at}" + (f": {reason}" if reason else "")}
+    return {"field": _field_name(_error_location(item)), "location": item["loc"][0] if item["loc"] else None,
+            "message": item["msg"]}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, error: Problem):
@@ -61,12 +77,26 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError):
-        errors = [{"field": _field_name(_error_location(item)), "location": item["loc"][0] if item["loc"] else None,
-                   "message": item["msg"]} for item in error.errors()]
+        errors = [_validation_error(item) for item in error.errors()]
         detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
         return _response(request, 422, "Invalid request", detail, "validation", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException):
-        return _response(request, error.status_code, str(error.detail), str(error.detail), f"http-{error.status_code}",
+        # Starlette raises these itself for an unknown path (404) and a method a path does not allow (405).
+        title = str(error.detail)
+        detail = title
+        if error.status_code == 404 and title == "Not Found":
+            detail = f"no route matches {request.url.path}; GET /docs lists the API"
+        elif error.status_code == 405:
+            allowed = (error.headers or {}).get("Allow", "")
+            detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed or 'none'}"
+        return _response(request, error.status_code, title, detail, f"http-{error.status_code}",
                          getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, error: Exception):
+        # The client gets no internals; Starlette re-raises the error after this, so the server logs its traceback.
+        log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.url.path)
+        return _response(request, 500, "Internal server error",
+                         "the server failed to handle the request; the error is in the API log", "internal")

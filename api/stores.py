@@ -1,4 +1,4 @@
-"""Connections the API holds for its lifetime: PostgreSQL pool, ClickHouse clients, Kafka producer."""
+"""Connections the API holds for its lifetime: PostgreSQL pool, ClickHouse clients, Kafka producer, Redis."""
 
 import queue
 from contextlib import contextmanager
@@ -9,6 +9,7 @@ from confluent_kafka import Producer
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from api.ratelimit import RateLimiter
 from cie.kafka import event_producer
 from cie.settings import Settings
 from projections import clickhouse
@@ -27,6 +28,7 @@ class Stores:
         )
         self._clickhouse: queue.LifoQueue[Client] = queue.LifoQueue()  # idle clients; clickhouse-driver is not thread-safe
         self._producer: Producer | None = None
+        self.rate_limiter = RateLimiter(settings)  # connects on first use
 
     def open(self) -> None:
         self.postgres.open(wait=False)
@@ -37,6 +39,7 @@ class Stores:
             self._clickhouse.get_nowait().disconnect()
         if self._producer is not None:
             self._producer.flush(10)
+        self.rate_limiter.close()
 
     @contextmanager
     def clickhouse(self) -> Iterator[Client]:

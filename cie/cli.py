@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from cie import keys_command
 from cie.settings import REPO_ROOT, get_settings
 
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
@@ -14,12 +15,14 @@ DEFAULT_RETAIL_DIR = DEFAULT_DATA_ROOT / "online_retail"
 
 
 def _init(args) -> int:
+    from cie.apikeys import create_table
     from cie.kafka import ensure_topics
     from projections.wiring import create_stores
 
     settings = get_settings()
     topics = ensure_topics(settings)
     create_stores(settings)
+    create_table(settings)
     print(f"topics ready: {', '.join(topics.event_topics + [topics.dead_letter, topics.import_ledger])}")
     print(f"stores ready: PostgreSQL schema {settings.postgres_schema}, ClickHouse database {settings.clickhouse_database}")
     return 0
@@ -98,9 +101,13 @@ def _replay(args) -> int:
 
 
 def _report(args) -> int:
-    from cie.report import demo_report
+    from cie.report import ReportError, demo_report
 
-    print(demo_report(get_settings(), api_url=args.api_url, customer_id=args.customer))
+    try:
+        print(demo_report(get_settings(), api_url=args.api_url, customer_id=args.customer))
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -141,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--api-url", default=None, help="API base URL (default: from CIE_API_HOST and CIE_API_PORT)")
     command.add_argument("--customer", default="12347", help="customer whose profile is shown")
     command.set_defaults(run=_report)
+
+    keys_command.add_parser(commands)
     return parser
 
 

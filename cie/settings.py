@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(6066, alias="CIE_WORKER_WEB_PORT")
     data_dir: Path = Field(REPO_ROOT / ".data", alias="CIE_DATA_DIR")
 
+    # Token bucket of each API key that sets no rate of its own: refill rate in requests per second, and capacity.
+    rate_limit_per_second: float = Field(50.0, alias="CIE_RATE_LIMIT_PER_SECOND", gt=0)
+    rate_limit_burst: int = Field(100, alias="CIE_RATE_LIMIT_BURST", ge=1)
+    # Bearer token that `cie report` sends; without it the report reads $CIE_DATA_DIR/demo-api-key.
+    api_key: str | None = Field(None, alias="CIE_API_KEY", repr=False)
+
     # A crashed worker's partitions move to another worker after this many seconds.
     consumer_session_timeout: float = Field(30.0, alias="CIE_CONSUMER_SESSION_TIMEOUT", ge=6)
     batch_size: int = Field(1000, alias="CIE_BATCH_SIZE", ge=1)

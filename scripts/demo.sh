@@ -12,6 +12,16 @@ data_root=${CIE_SHARED_DATA:-$REPO_DIR/../shared/data}
 say demo "1/5 creating topics and projection tables"
 "$cie" init
 
+# One API key per data folder: a second run reuses the token instead of creating another key.
+demo_key=$CIE_DATA_DIR/demo-api-key
+if [[ -s $demo_key ]]; then
+    say demo "using the API key in $demo_key"
+else
+    rm -f -- "$demo_key"
+    "$cie" keys create --name demo --scope profiles:read --scope analytics:read --scope events:write \
+        --token-file "$demo_key"
+fi
+
 say demo "2/5 starting the stream workers: projections and the sentiment scorer"
 scripts/app.sh start worker scorer
 
@@ -24,4 +34,4 @@ say demo "4/5 waiting until every projection has consumer lag 0"
 
 say demo "5/5 starting the API"
 scripts/app.sh start api
-"$cie" report
+CIE_DATA_DIR=$CIE_DATA_DIR "$cie" report  # reads the key in $demo_key

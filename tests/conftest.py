@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from cie.apikeys import create_api_key, create_table
 from cie.kafka import ensure_topics
 from cie.settings import Settings, consumer_group_for
 from cie.topics import Topics
@@ -89,9 +90,18 @@ class Namespace:
         self.workers.append(worker)
         return worker
 
-    def run_cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([CIE, "--quiet", *args], env=self.env, cwd=REPO, capture_output=True, text=True,
-                              timeout=timeout)
+    def run_cli(self, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([CIE, "--quiet", *args], env={**self.env, **(env or {})}, cwd=REPO, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def api_key(self, scopes: list[str] | str = "admin", **kw) -> str:
+        """Create an API key in this namespace's schema and return its bearer token.
+
+        ``kw`` goes to create_api_key: name, expires_at, rate_per_second, burst.
+        """
+        scopes = [scopes] if isinstance(scopes, str) else list(scopes)
+        kw.setdefault("name", f"test-{'-'.join(scopes)}")
+        return create_api_key(self.settings, scopes=scopes, **kw).secret
 
     def wait_caught_up(self, timeout: float = 300.0) -> None:
         """Wait until every projection has lag 0; fail early if every worker has exited."""
@@ -145,6 +155,7 @@ def make_namespace(label: str, tmp: Path) -> Namespace:
     settings = Settings(**overrides)
     ensure_topics(settings)
     create_stores(settings)
+    create_table(settings)
     return Namespace(name, settings, env, tmp)
 
 

@@ -70,7 +70,8 @@ def api(retail_pipeline):
         [UVICORN, "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=retail_pipeline.env, cwd=REPO, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
     )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
+    key = retail_pipeline.api_key("admin")
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0, headers={"Authorization": f"Bearer {key}"})
     try:
         _wait_ready(client, process, log_path)
         yield client
@@ -118,7 +119,8 @@ def test_customer_totals_match_csv(api):
 
 
 def test_demo_report_reads_the_api(api, retail_pipeline):
-    result = retail_pipeline.run_cli("report", "--api-url", str(api.base_url).rstrip("/"))
+    key = retail_pipeline.api_key(["profiles:read", "analytics:read"], name="demo-report")
+    result = retail_pipeline.run_cli("report", "--api-url", str(api.base_url).rstrip("/"), env={"CIE_API_KEY": key})
     assert result.returncode == 0, result.stderr
     assert '"customer_id": "12347"' in result.stdout
     assert "Top products by net revenue" in result.stdout

@@ -43,7 +43,8 @@ def sentiment_pipeline(tmp_path_factory):
     api = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
                             "--port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    key = space.api_key(["profiles:read", "events:write"])
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"})
     wait_until(lambda: _ready(http), timeout=60, message="the API to be ready")
     space.http = http
     yield space
