@@ -224,6 +224,15 @@ def test_revenue_bad_date(api):
     assert _error_fields(response) == ["start"]
 
 
+@pytest.mark.parametrize("path", ["/v1/analytics/revenue", "/v1/analytics/top-products"])
+@pytest.mark.parametrize("name, value", [("start", "0293-11-01"), ("end", "2150-01-01")])
+def test_date_outside_clickhouse_range(api, path, name, value):
+    response = api.get(path, params={name: value})
+
+    assert response.status_code == 422
+    assert _error_fields(response) == [name]
+
+
 def test_top_products_ranked(api):
     response = api.get("/v1/analytics/top-products", params={"limit": 5})
     revenues = [Decimal(item["net_revenue"]) for item in response.json()]

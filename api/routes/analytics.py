@@ -54,12 +54,25 @@ class Summary(BaseModel):
     last_event_at: str | None
 
 
-StartQuery = Annotated[date | None, Query(description="First day included (UTC), YYYY-MM-DD")]
-EndQuery = Annotated[date | None, Query(description="Last day included (UTC), YYYY-MM-DD")]
+# The range of ClickHouse's Date type (days since 1970 in a UInt16); the day columns cannot hold other dates.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2149, 6, 6)
+
+DAY_RANGE = f"{FIRST_DAY} to {LAST_DAY}"
+
+StartQuery = Annotated[date | None, Query(description=f"First day included (UTC), YYYY-MM-DD, {DAY_RANGE}")]
+EndQuery = Annotated[date | None, Query(description=f"Last day included (UTC), YYYY-MM-DD, {DAY_RANGE}")]
 CountryQuery = Annotated[str | None, Query(max_length=64, description="Only this country")]
 
 
 def _filters(start: date | None, end: date | None, country: str | None) -> tuple[str, dict]:
+    out_of_range = [(name, day) for name, day in (("start", start), ("end", end))
+                    if day is not None and not FIRST_DAY <= day <= LAST_DAY]
+    if out_of_range:
+        detail = "; ".join(f"{name} {day} is outside {DAY_RANGE}" for name, day in out_of_range)
+        errors = [{"field": name, "location": "query", "message": f"must be within {DAY_RANGE}"}
+                  for name, _ in out_of_range]
+        raise Problem(422, "Invalid request", detail, "validation", errors=errors)
     if start and end and start > end:
         raise Problem(422, "Invalid request", f"start {start} is after end {end}", "validation",
                       errors=[{"field": "start", "location": "query", "message": "must not be after end"}])
