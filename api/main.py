@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
-from api.routes import analytics, customers, events, health, products, sentiment
+from api.routes import analytics, customers, erasure, events, health, products, sentiment
 from api.stores import Stores
 from cie.settings import get_settings
 
@@ -34,6 +34,7 @@ def create_app() -> FastAPI:
     problems.install(app)
     for module in (health, customers, products, analytics, events, sentiment):
         app.include_router(module.router)
+    app.include_router(erasure.router)
     return app
 
 

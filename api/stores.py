@@ -1,4 +1,4 @@
-"""Connections the API holds for its lifetime: PostgreSQL pool, ClickHouse clients, Kafka producer."""
+"""Connections the API holds for its lifetime: PostgreSQL pool, ClickHouse clients, Kafka producer, key ring."""
 
 import queue
 from contextlib import contextmanager
@@ -9,6 +9,7 @@ from confluent_kafka import Producer
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from cie.crypto.keyring import KeyRing
 from cie.kafka import event_producer
 from cie.settings import Settings
 from projections import clickhouse
@@ -27,12 +28,14 @@ class Stores:
         )
         self._clickhouse: queue.LifoQueue[Client] = queue.LifoQueue()  # idle clients; clickhouse-driver is not thread-safe
         self._producer: Producer | None = None
+        self.keyring = KeyRing(settings)  # raises MasterKeyError at start if CIE_MASTER_KEY is missing
 
     def open(self) -> None:
         self.postgres.open(wait=False)
 
     def close(self) -> None:
         self.postgres.close()
+        self.keyring.close()
         while not self._clickhouse.empty():
             self._clickhouse.get_nowait().disconnect()
         if self._producer is not None:
