@@ -45,7 +45,7 @@ test: install up ## Run the test suite against the real services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 replay: venv ## Rebuild every projection from offset 0 and compare checksums with the live state
-	$(VENV)/bin/cie replay
+	CIE_MASTER_KEY=$${CIE_MASTER_KEY:-$$(scripts/master-key.sh)} $(VENV)/bin/cie replay
 
 worker: venv ## Start the stream workers (projections and sentiment scorer) in the background
 	$(APP) start worker scorer

@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 
 from api import problems
 from api.auth import AUTH_RESPONSES, require_scope
-from api.routes import analytics, customers, events, health, products, sentiment
+from api.routes import analytics, customers, erasure, events, health, products, sentiment
 from api.stores import Stores
 from cie.settings import get_settings
 
@@ -45,6 +45,7 @@ def create_app() -> FastAPI:
                        responses=AUTH_RESPONSES)
     app.include_router(events.router, dependencies=[Depends(require_scope("events:write"))],
                        responses=AUTH_RESPONSES)
+    app.include_router(erasure.router, dependencies=[Depends(require_scope("admin"))], responses=AUTH_RESPONSES)
     return app
 
 

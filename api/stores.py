@@ -1,4 +1,4 @@
-"""Connections the API holds for its lifetime: PostgreSQL pool, ClickHouse clients, Kafka producer, Redis."""
+"""Connections the API holds for its lifetime: PostgreSQL pool, ClickHouse clients, Kafka producer, Redis, key ring."""
 
 import queue
 from contextlib import contextmanager
@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from api.ratelimit import RateLimiter
+from cie.crypto.keyring import KeyRing
 from cie.kafka import event_producer
 from cie.settings import Settings
 from projections import clickhouse
@@ -29,12 +30,14 @@ class Stores:
         self._clickhouse: queue.LifoQueue[Client] = queue.LifoQueue()  # idle clients; clickhouse-driver is not thread-safe
         self._producer: Producer | None = None
         self.rate_limiter = RateLimiter(settings)  # connects on first use
+        self.keyring = KeyRing(settings)  # raises MasterKeyError at start if CIE_MASTER_KEY is missing
 
     def open(self) -> None:
         self.postgres.open(wait=False)
 
     def close(self) -> None:
         self.postgres.close()
+        self.keyring.close()
         while not self._clickhouse.empty():
             self._clickhouse.get_nowait().disconnect()
         if self._producer is not None:

@@ -7,7 +7,7 @@ host other than loopback by default.
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     consumer_session_timeout: float = Field(30.0, alias="CIE_CONSUMER_SESSION_TIMEOUT", ge=6)
     batch_size: int = Field(1000, alias="CIE_BATCH_SIZE", ge=1)
     batch_seconds: float = Field(0.5, alias="CIE_BATCH_SECONDS", gt=0)
+
+    # Personal data: base64 of the 32-byte master key that wraps every customer's data key
+    # (cie/crypto/master.py), and the in-memory cache of unwrapped data keys.
+    master_key: SecretStr | None = Field(None, alias="CIE_MASTER_KEY")
+    key_cache_size: int = Field(100_000, alias="CIE_KEY_CACHE_SIZE", ge=1)
+    key_cache_seconds: float = Field(60.0, alias="CIE_KEY_CACHE_SECONDS", ge=0)
 
 
 @lru_cache

@@ -4,6 +4,11 @@ Idempotency: each batch runs in one transaction that (1) claims the batch's
 event ids in ``applied_events``, (2) applies only the events whose claim was new,
 and (3) stores the batch's highest offsets. A crash before commit loses the whole
 batch, which Kafka redelivers; a redelivery after commit finds every id claimed.
+
+Traits are stored sealed, as the events carry them. customer.erased events
+destroy the customer's data key and clear the personal fields in the same
+transaction (projections/erasure.py); traits of an already erased customer are
+never stored, so a replay after an erasure stores none either.
 """
 
 import logging
@@ -16,7 +21,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from cie.crypto.events import TRAIT_EVENT_TYPES, stored_traits
+from cie.crypto.keyring import KeyRing, erased_among
 from projections import postgres
+from projections.erasure import erase_customers
 from projections.records import EventRecord, LogRecord, last_offsets
 
 log = logging.getLogger(__name__)
@@ -43,7 +51,7 @@ class _CustomerDelta:
     country: str | None = None
     country_updated_at: datetime | None = None
     registered_at: datetime | None = None
-    traits: dict[str, str] = field(default_factory=dict)
+    traits: dict[str, str] = field(default_factory=dict)  # trait name -> base64 of the sealed value
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
     order_count: int = 0
@@ -53,6 +61,7 @@ class _CustomerDelta:
     gross_revenue: Decimal = Decimal(0)
     cancelled_revenue: Decimal = Decimal(0)
     last_event_at: datetime | None = None
+    erased_at: datetime | None = None
 
     def set_country(self, country: str | None, at: datetime) -> None:
         if country and (self.country_updated_at is None or at >= self.country_updated_at):
@@ -74,11 +83,13 @@ class ProfileProjection:
 
     name = PROJECTION
 
-    def __init__(self, conn: psycopg.Connection):
+    def __init__(self, conn: psycopg.Connection, keyring: KeyRing):
         self.conn = conn
+        self.keyring = keyring  # reads and destroys keys in the live schema, also during a replay
 
     def close(self) -> None:
         self.conn.close()
+        self.keyring.close()
 
     def apply(self, events: list[EventRecord], records: list[LogRecord]) -> int:
         """Apply a batch in one transaction; return how many events were new.
@@ -90,24 +101,34 @@ class ProfileProjection:
             # 1. Claim event ids; the first occurrence of an id in the batch wins.
             fresh = postgres.claim_new_events(cursor, PROJECTION, events)
 
-            # 2. Fold the new events into per-customer and per-product deltas.
+            # 2. Traits of erased customers are dropped; plain traits of events written
+            #    before encryption are sealed here, which needs the customer's key.
+            trait_events = [event for event in fresh if event["event_type"] in TRAIT_EVENT_TYPES]
+            erased = erased_among(cursor, self.keyring.schema, {event["customer_id"] for event in trait_events})
+            legacy = {event["customer_id"] for event in trait_events if event.get("traits")} - erased
+            keys = self.keyring.keys(legacy, create=True)
+
+            # 3. Fold the new events into per-customer and per-product deltas.
             customers: dict[str, _CustomerDelta] = defaultdict(_CustomerDelta)
             products: dict[tuple[str, str], _ProductDelta] = defaultdict(_ProductDelta)
             for event in fresh:
-                self._fold(event, customers, products)
+                self._fold(event, customers, products, erased, keys)
 
-            # 3. Upsert the deltas, then recount distinct products of touched customers.
+            # 4. Upsert the deltas, recount distinct products of touched customers, apply erasures.
             self._upsert_customers(cursor, customers)
             self._upsert_customer_products(cursor, products)
             self._recount_distinct_products(cursor, {customer for customer, _ in products})
+            erasures = [event for event in fresh if event["event_type"] == "customer.erased"]
+            erase_customers(cursor, self.keyring.schema, erasures)
 
-            # 4. Record how far this projection has read.
+            # 5. Record how far this projection has read.
             postgres.store_offsets(cursor, PROJECTION, last_offsets(records))
+        self.keyring.forget(event["customer_id"] for event in erasures)
         return len(fresh)
 
     @staticmethod
     def _fold(event: dict[str, Any], customers: dict[str, _CustomerDelta],
-              products: dict[tuple[str, str], _ProductDelta]) -> None:
+              products: dict[tuple[str, str], _ProductDelta], erased: set[str], keys: dict) -> None:
         customer_id = event.get("customer_id")
         if not customer_id:
             return  # guest orders have no profile
@@ -116,13 +137,19 @@ class ProfileProjection:
         delta.last_event_at = _latest(delta.last_event_at, at)
         event_type = event["event_type"]
 
+        keep_traits = customer_id not in erased and delta.erased_at is None
         if event_type == "customer.registered":
             delta.registered_at = _earliest(delta.registered_at, at)
             delta.set_country(event.get("country"), at)
-            delta.traits.update(event.get("traits") or {})
+            if keep_traits:
+                delta.traits.update(stored_traits(event, keys.get(customer_id)))
         elif event_type == "customer.traits_updated":
             delta.set_country(event.get("country"), at)
-            delta.traits.update(event.get("traits") or {})
+            if keep_traits:
+                delta.traits.update(stored_traits(event, keys.get(customer_id)))
+        elif event_type == "customer.erased":
+            delta.erased_at = _earliest(delta.erased_at, at)
+            delta.traits.clear()
         elif event_type == "order.placed":
             delta.order_count += 1
             delta.first_order_at = _earliest(delta.first_order_at, at)
@@ -152,8 +179,8 @@ class ProfileProjection:
             INSERT INTO customers AS c (
                 customer_id, country, country_updated_at, registered_at, traits,
                 first_order_at, last_order_at, order_count, cancellation_count,
-                units_purchased, units_cancelled, gross_revenue, cancelled_revenue, last_event_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                units_purchased, units_cancelled, gross_revenue, cancelled_revenue, last_event_at, erased_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT (customer_id) DO UPDATE SET
                 country = CASE
                     WHEN excluded.country_updated_at IS NOT NULL
@@ -161,7 +188,8 @@ class ProfileProjection:
                     THEN excluded.country ELSE c.country END,
                 country_updated_at = greatest(c.country_updated_at, excluded.country_updated_at),
                 registered_at = least(c.registered_at, excluded.registered_at),
-                traits = c.traits || excluded.traits,
+                traits = CASE WHEN c.erased_at IS NOT NULL OR excluded.erased_at IS NOT NULL
+                              THEN '{}'::jsonb ELSE c.traits || excluded.traits END,
                 first_order_at = least(c.first_order_at, excluded.first_order_at),
                 last_order_at = greatest(c.last_order_at, excluded.last_order_at),
                 order_count = c.order_count + excluded.order_count,
@@ -170,12 +198,14 @@ class ProfileProjection:
                 units_cancelled = c.units_cancelled + excluded.units_cancelled,
                 gross_revenue = c.gross_revenue + excluded.gross_revenue,
                 cancelled_revenue = c.cancelled_revenue + excluded.cancelled_revenue,
-                last_event_at = greatest(c.last_event_at, excluded.last_event_at)
+                last_event_at = greatest(c.last_event_at, excluded.last_event_at),
+                erased_at = least(c.erased_at, excluded.erased_at)
             """,
             [
                 (customer_id, d.country, d.country_updated_at, d.registered_at, Jsonb(d.traits),
                  d.first_order_at, d.last_order_at, d.order_count, d.cancellation_count,
-                 d.units_purchased, d.units_cancelled, d.gross_revenue, d.cancelled_revenue, d.last_event_at)
+                 d.units_purchased, d.units_cancelled, d.gross_revenue, d.cancelled_revenue, d.last_event_at,
+                 d.erased_at)
                 for customer_id, d in customers.items()
             ],
         )

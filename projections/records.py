@@ -56,7 +56,7 @@ def check_event(event: dict[str, Any]) -> str | None:
                 return f"line {line['line_number']} of order {event['order_id']} has quantity {line['quantity']}; quantities must be positive"
             if line["unit_price"] < Decimal(0):
                 return f"line {line['line_number']} of order {event['order_id']} has negative unit_price {line['unit_price']}"
-    if event["event_type"] in ("customer.registered", "customer.traits_updated") and not event.get("customer_id"):
+    if event["event_type"] in ("customer.registered", "customer.traits_updated", "customer.erased") and not event.get("customer_id"):
         return f"{event['event_type']} event has no customer_id"
     return None
 

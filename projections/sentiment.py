@@ -7,6 +7,10 @@ half-life of HALF_LIFE. The sums are kept decayed to the latest event time seen
 with weight 1; an older score (out of order) is added with its decayed weight.
 All of a customer's scores are in one partition, so a replay folds them in the
 same order and computes the same floating-point values.
+
+Excerpts are stored sealed, as the events carry them, and not at all for a
+customer who is erased by the time the score is applied. The profile projection
+clears the excerpts already stored when it applies an erasure.
 """
 
 import logging
@@ -15,6 +19,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from cie.crypto.fields import seal_deterministic
+from cie.crypto.keyring import KeyRing, erased_among
 from projections import postgres
 from projections.records import EventRecord, LogRecord, last_offsets
 
@@ -71,29 +77,32 @@ class DecayedMean:
 class SentimentProjection:
     name = PROJECTION
 
-    def __init__(self, conn: psycopg.Connection):
+    def __init__(self, conn: psycopg.Connection, keyring: KeyRing):
         self.conn = conn
+        self.keyring = keyring  # reads keys in the live schema, also during a replay
 
     def close(self) -> None:
         self.conn.close()
+        self.keyring.close()
 
     def apply(self, events: list[EventRecord], records: list[LogRecord]) -> int:
         with self.conn.transaction(), self.conn.cursor() as cursor:
             # 1. Claim event ids.
             fresh = postgres.claim_new_events(cursor, PROJECTION, events, frozenset({"sentiment.scored"}))
 
-            # 2. Store every scored text.
+            # 2. Store every scored text, with its excerpt sealed unless the customer is erased.
+            excerpts = self._sealed_excerpts(cursor, fresh)
             if fresh:
                 cursor.executemany(
                     """
                     INSERT INTO scored_texts (event_id, customer_id, model_name, model_version, source_event_id,
-                        source_event_type, product_id, occurred_at, score, label, confidence, excerpt)
+                        source_event_type, product_id, occurred_at, score, label, confidence, encrypted_excerpt)
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (event_id) DO NOTHING
                     """,
                     [(e["event_id"], e["customer_id"], e["model_name"], e["model_version"], e["source_event_id"],
                       e["source_event_type"], e.get("product_id"), e["occurred_at"], e["score"], e["label"],
-                      e["confidence"], e["excerpt"]) for e in fresh],
+                      e["confidence"], excerpt) for e, excerpt in zip(fresh, excerpts)],
                 )
 
             # 3. Fold the scores into each customer's decayed mean, in log order.
@@ -109,6 +118,28 @@ class SentimentProjection:
             # 4. Offsets.
             postgres.store_offsets(cursor, PROJECTION, last_offsets(records))
         return len(fresh)
+
+    def _sealed_excerpts(self, cursor: psycopg.Cursor, fresh: list[dict]) -> list[bytes | None]:
+        """Return the excerpt to store for each event: None for erased customers, else the sealed bytes.
+
+        Plain excerpts of events written before encryption are sealed here with a
+        nonce derived from the event id, so a replay stores the same bytes.
+        """
+        erased = erased_among(cursor, self.keyring.schema, {e["customer_id"] for e in fresh})
+        legacy = {e["customer_id"] for e in fresh if e.get("encrypted_excerpt") is None and e.get("excerpt")}
+        keys = self.keyring.keys(legacy - erased, create=True)
+        excerpts = []
+        for e in fresh:
+            customer = e["customer_id"]
+            if customer in erased:
+                excerpts.append(None)
+            elif e.get("encrypted_excerpt") is not None:
+                excerpts.append(e["encrypted_excerpt"])
+            elif e.get("excerpt") and keys.get(customer) is not None:
+                excerpts.append(seal_deterministic(keys[customer], "excerpt", e["excerpt"], str(e["event_id"])))
+            else:
+                excerpts.append(None)
+        return excerpts
 
     @staticmethod
     def _load(cursor: psycopg.Cursor, keys: list[tuple[str, str]]) -> dict[tuple[str, str], DecayedMean]:

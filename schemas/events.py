@@ -143,6 +143,14 @@ class SentimentScored(EventBase):
     excerpt: str
 
 
+class CustomerErased(EventBase):
+    """Erasure of a customer's personal data, produced by ``DELETE /v1/customers/{id}`` only."""
+
+    event_type: Literal["customer.erased"] = "customer.erased"
+    customer_id: Identifier
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
 Event = Annotated[
     Union[CustomerRegistered, CustomerTraitsUpdated, ProductUpserted, OrderPlaced, OrderCancelled,
           ReviewSubmitted, SupportMessageSent],

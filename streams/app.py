@@ -19,6 +19,7 @@ import os
 import faust
 from confluent_kafka import KafkaException
 
+from cie.crypto.keyring import KeyRing
 from cie.kafka import DeliveryError, EventPublisher, event_producer
 from cie.settings import consumer_group_for, get_settings
 from cie.topics import Topics
@@ -79,7 +80,8 @@ async def score_sentiment(stream):
     from cie.sentiment.model import load_model
 
     model = await asyncio.to_thread(load_model)
-    scorer = SentimentScorer(model, EventPublisher(settings), DeadLetterSink(event_producer(settings), topics.dead_letter))
+    scorer = SentimentScorer(model, EventPublisher(settings), DeadLetterSink(event_producer(settings), topics.dead_letter),
+                             KeyRing(settings))
     log.info("sentiment scorer consuming %s with model %s %s", topics.customer_events, model.name, model.version)
     async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
         records = [_log_record(event) for event in batch]

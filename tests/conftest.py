@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from cie.apikeys import create_api_key, create_table
+from cie.crypto.master import ensure_key_file
 from cie.kafka import ensure_topics
 from cie.settings import Settings, consumer_group_for
 from cie.topics import Topics
@@ -31,6 +32,10 @@ RETAIL_SAMPLE = FIXTURES / "online_retail"
 SHARED_RETAIL = REPO.parent / "shared" / "data" / "online_retail"
 RUN_ID = uuid.uuid4().hex[:6]
 CIE = str(Path(sys.executable).parent / "cie")
+
+# The tests, like the local stack, use the master key in $CIE_DATA_DIR/master.key unless CIE_MASTER_KEY is set.
+if not os.environ.get("CIE_MASTER_KEY"):
+    os.environ["CIE_MASTER_KEY"] = ensure_key_file(Path(os.environ.get("CIE_DATA_DIR", REPO / ".data")) / "master.key")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """API keys, scopes, rate limits and the error shape, against a uvicorn process on the projected retail sample."""
 
+import re
 import subprocess
 import time
 import uuid
@@ -34,7 +35,22 @@ ROUTES = [
     ("GET", "/v1/analytics/summary", None, "analytics:read", 200),
     ("POST", "/v1/events", "event", "events:write", 202),
     ("POST", "/v1/events:batch", "batch", "events:write", 202),
+    ("DELETE", "/v1/customers/auth-erasure-probe", None, "admin", 202),
 ]
+
+
+def test_every_route_has_a_scope_row():
+    """A new route must be added to ROUTES, so that its scope boundary is tested."""
+    from api.main import app
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    served = {(method, shape(route.path)) for route in app.routes for method in getattr(route, "methods", ())
+              if route.path.startswith("/v1/") and method != "HEAD"}
+    covered = {(method, shape(re.sub(r"/(12347|84879|auth-erasure-probe)(?=/|$)", "/{}", path.split("?")[0])))
+               for method, path, *_ in ROUTES}
+    assert served - covered == set(), "routes without a row in ROUTES"
 
 
 def _start_api(space, **env) -> tuple[subprocess.Popen, httpx.Client]:

@@ -52,11 +52,11 @@ def test_fingerprints_match_the_specification():
         assert version.fingerprint == _rabin_fingerprint(canonical.encode()), path.name
 
 
-def test_version_1_event_reads_as_version_2():
+def test_version_1_event_reads_as_latest():
     registry = default_registry()
     version_1 = registry.version("customer.registered", 1)
-    version_2 = registry.version("customer.registered", 2)
-    assert registry.latest("customer.registered") is version_2
+    version_3 = registry.version("customer.registered", 3)
+    assert registry.latest("customer.registered") is version_3
 
     encoded = encode_event(_registered(), writer=version_1)
     decoded = decode_event(encoded)
@@ -64,11 +64,36 @@ def test_version_1_event_reads_as_version_2():
     assert encoded[2:10] == version_1.fingerprint
     assert decoded["country"] == "Iceland"
     assert decoded["traits"] == {}
+    assert decoded["encrypted_traits"] == {}
 
 
-def test_version_2_keeps_traits():
-    decoded = decode_event(encode_event(_registered(traits={"segment": "wholesale"})))
+def test_version_2_traits_read_as_plain_traits():
+    registry = default_registry()
+    encoded = encode_event(_registered(traits={"segment": "wholesale"}), writer=registry.version("customer.registered", 2))
+    decoded = decode_event(encoded)
     assert decoded["traits"] == {"segment": "wholesale"}
+    assert decoded["encrypted_traits"] == {}
+
+
+@pytest.mark.parametrize("event_type, field", [
+    ("review.submitted", "text"), ("support.message_sent", "text"), ("sentiment.scored", "excerpt")])
+def test_plain_text_version_1_reads_as_latest(event_type, field):
+    registry = default_registry()
+    record = {"event_id": str(uuid.uuid4()), "event_type": event_type, "occurred_at": NOW, "received_at": NOW,
+              "customer_id": "12347", "source": "test", "review_id": "r1", "product_id": "p1", "rating": 5,
+              "title": None, "text": "plain words", "ticket_id": "T-1", "channel": "email",
+              "source_event_id": str(uuid.uuid4()), "source_event_type": "review.submitted", "score": 0.5,
+              "label": "positive", "confidence": 0.9, "model_name": "m", "model_version": "1",
+              "excerpt": "plain words"}
+    decoded = decode_event(encode_event(record, writer=registry.version(event_type, 1)))
+    assert registry.latest(event_type).version == 2
+    assert decoded[field] == "plain words"
+    assert decoded[f"encrypted_{field}"] is None
+
+
+def test_latest_keeps_sealed_traits():
+    decoded = decode_event(encode_event(_registered(encrypted_traits={"segment": b"\x01sealed"})))
+    assert decoded["encrypted_traits"] == {"segment": b"\x01sealed"}
 
 
 def test_order_round_trip_keeps_money_exact():

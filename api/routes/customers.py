@@ -1,5 +1,6 @@
-"""Customer profiles from the PostgreSQL projection."""
+"""Customer profiles from the PostgreSQL projection, with the sealed traits decrypted for the response."""
 
+import logging
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -10,6 +11,10 @@ from pydantic import BaseModel
 from api.problems import not_found
 from api.routes.deps import get_stores
 from api.stores import Stores
+from cie.crypto.events import open_traits
+from cie.crypto.fields import DecryptionError
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -20,7 +25,7 @@ class CustomerProfile(BaseModel):
     customer_id: str
     country: str | None
     registered_at: datetime | None
-    traits: dict[str, str]
+    traits: dict[str, str] | None  # null once the customer is erased
     first_order_at: datetime | None
     last_order_at: datetime | None
     order_count: int
@@ -33,6 +38,7 @@ class CustomerProfile(BaseModel):
     average_order_value: Decimal | None
     distinct_products: int
     last_event_at: datetime | None
+    erased: bool  # the customer's personal data was erased: traits and texts are null, counts stay
 
 
 class CustomerPage(BaseModel):
@@ -42,7 +48,25 @@ class CustomerPage(BaseModel):
 
 PROFILE_COLUMNS = """customer_id, country, registered_at, traits, first_order_at, last_order_at, order_count,
     cancellation_count, units_purchased, units_cancelled, gross_revenue, cancelled_revenue, net_revenue,
-    average_order_value, distinct_products, last_event_at"""
+    average_order_value, distinct_products, last_event_at, erased_at"""
+
+
+def open_profiles(stores: Stores, rows: list[dict]) -> list[dict]:
+    """Decrypt the traits of profile rows; an erased customer (key destroyed) gets null traits and erased true."""
+    keys = stores.keyring.keys(row["customer_id"] for row in rows if row["traits"])
+    profiles = []
+    for row in rows:
+        customer_id = row["customer_id"]
+        erased = row.pop("erased_at") is not None or (customer_id in keys and keys[customer_id] is None)
+        traits = None if erased else {}
+        if row["traits"] and not erased:
+            try:
+                traits = open_traits(row["traits"], keys[customer_id])
+            except (DecryptionError, KeyError, ValueError):
+                log.error("traits of customer %s do not decrypt under its data key; serving them as null", customer_id)
+                traits = None
+        profiles.append({**row, "traits": traits, "erased": erased})
+    return profiles
 
 
 @router.get("/{customer_id}", response_model=CustomerProfile, summary="One customer's profile")
@@ -51,7 +75,7 @@ def get_customer(customer_id: CustomerIdPath, stores: Stores = Depends(get_store
         row = conn.execute(f"SELECT {PROFILE_COLUMNS} FROM customers WHERE customer_id = %s", (customer_id,)).fetchone()
     if row is None:
         raise not_found("customer", customer_id)
-    return row
+    return open_profiles(stores, [row])[0]
 
 
 @router.get("", response_model=CustomerPage, summary="Customers, by id, with simple filters")
@@ -79,4 +103,4 @@ def list_customers(
     with stores.postgres.connection() as conn:
         rows = conn.execute(query, params).fetchall()
     next_cursor = rows[limit - 1]["customer_id"] if len(rows) > limit else None
-    return {"items": rows[:limit], "next_cursor": next_cursor}
+    return {"items": open_profiles(stores, rows[:limit]), "next_cursor": next_cursor}

@@ -1,4 +1,4 @@
-"""Event intake: validate, produce to Kafka, answer 202. Never writes a projection."""
+"""Event intake: validate, seal personal fields, produce to Kafka, answer 202. Never writes a projection."""
 
 import asyncio
 from datetime import datetime, timezone
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api.problems import Problem
 from api.routes.deps import get_stores
 from api.stores import Stores
+from cie.crypto.events import seal_records
 from cie.topics import Topics, route_event
 from schemas.codec import encode_event
 from schemas.events import Event
@@ -31,12 +32,24 @@ class EventBatch(BaseModel):
 
 
 async def _produce(stores: Stores, events: list) -> list[UUID]:
-    topics = Topics.from_settings(stores.settings)
+    """Seal and produce the events; reject the whole request with 410 if any customer is erased."""
     received_at = datetime.now(timezone.utc)
+    batch = await asyncio.to_thread(seal_records, stores.keyring, [event.to_record(received_at) for event in events])
+    if batch.erased:
+        erased = sorted({record["customer_id"] for record in batch.erased})
+        raise Problem(410, "Customer erased",
+                      f"customer {erased[0]} was erased and accepts no new events; nothing was produced",
+                      "customer-erased", customer_ids=erased)
+    await produce_records(stores, batch.records)
+    return [event.event_id for event in events]
+
+
+async def produce_records(stores: Stores, records: list[dict]) -> None:
+    """Produce event records to their topics and wait for Kafka; raise a 503 problem if any delivery failed."""
+    topics = Topics.from_settings(stores.settings)
     loop = asyncio.get_running_loop()
     futures = []
-    for event in events:
-        record = event.to_record(received_at)
+    for record in records:
         topic, key = route_event(topics, record)
         future = loop.create_future()
 
@@ -53,9 +66,8 @@ async def _produce(stores: Stores, events: list) -> list[UUID]:
                       headers={"Retry-After": "5"}) from error
     failed = [str(error) for error in errors if error is not None]
     if failed:
-        raise Problem(503, "Kafka unavailable", f"{len(failed)} of {len(events)} events failed: {failed[0]}",
+        raise Problem(503, "Kafka unavailable", f"{len(failed)} of {len(records)} events failed: {failed[0]}",
                       "kafka-unavailable", headers={"Retry-After": "5"})
-    return [event.event_id for event in events]
 
 
 @router.post("/events", status_code=202, response_model=Accepted, summary="Send one event")

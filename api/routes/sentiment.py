@@ -1,6 +1,7 @@
 """Sentiment of customers and products, and scoring of texts on request."""
 
 import asyncio
+import logging
 import threading
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -12,7 +13,10 @@ from api import queries
 from api.problems import Problem, not_found
 from api.routes.deps import get_stores
 from api.stores import Stores
+from cie.crypto.fields import DecryptionError, open_sealed
 from projections.sentiment import HALF_LIFE, label_for_mean
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["sentiment"])
 
@@ -49,7 +53,7 @@ class ScoredText(BaseModel):
     score: float
     label: Label
     confidence: float
-    excerpt: str
+    excerpt: str | None  # null once the customer is erased
 
 
 class Trend(BaseModel):
@@ -130,7 +134,8 @@ def customer_sentiment(customer_id: Annotated[str, Path(min_length=1, max_length
         if known is None and state is None:
             raise not_found("customer", customer_id)
         texts = conn.execute(
-            """SELECT source_event_id::text, source_event_type, product_id, occurred_at, score, label, confidence, excerpt
+            """SELECT source_event_id::text, source_event_type, product_id, occurred_at, score, label, confidence,
+                      encrypted_excerpt
                FROM scored_texts WHERE customer_id = %s AND model_version = %s
                ORDER BY occurred_at DESC, event_id LIMIT %s""",
             (customer_id, model.version, recent),
@@ -160,8 +165,25 @@ def customer_sentiment(customer_id: Annotated[str, Path(min_length=1, max_length
         "negative_count": state["negative_count"] if state else 0,
         "last_negative_at": state["last_negative_at"] if state else None,
         "trend": trend,
-        "recent": texts,
+        "recent": open_excerpts(stores, customer_id, texts),
     }
+
+
+def open_excerpts(stores: Stores, customer_id: str, rows: list[dict]) -> list[dict]:
+    """Decrypt the sealed excerpts of one customer's scored texts; null for an erased customer."""
+    key = stores.keyring.keys([customer_id]).get(customer_id) if rows else None
+    opened = []
+    for row in rows:
+        sealed = row.pop("encrypted_excerpt")
+        excerpt = None
+        if sealed is not None and key is not None:
+            try:
+                excerpt = open_sealed(key, "excerpt", sealed)
+            except DecryptionError:
+                log.error("excerpt of scored text %s of customer %s does not decrypt; serving it as null",
+                          row["source_event_id"], customer_id)
+        opened.append({**row, "excerpt": excerpt})
+    return opened
 
 
 @router.get("/v1/products/{product_id}/sentiment", response_model=ProductSentiment,

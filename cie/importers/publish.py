@@ -18,6 +18,8 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
+from cie.crypto.events import seal_records
+from cie.crypto.keyring import KeyRing
 from cie.kafka import EventPublisher, ensure_topics, read_ledger, write_ledger
 from cie.settings import Settings
 from schemas.events import EventBase
@@ -47,10 +49,15 @@ def file_sha256(path: Path) -> str:
 def publish_files(settings: Settings, source: str, files: Iterable[Path],
                   events_for_file: Callable[[Path], list[EventBase]], force: bool = False,
                   progress: bool = True) -> ImportSummary:
-    """Publish the events of each file unless the ledger already lists that file's content."""
+    """Publish the events of each file unless the ledger already lists that file's content.
+
+    Personal fields are sealed under each customer's data key before they reach
+    Kafka. Events of erased customers are not published, and are counted.
+    """
     topics = ensure_topics(settings)
     ledger = {} if force else read_ledger(settings, topics)
     publisher = EventPublisher(settings)
+    keyring = KeyRing(settings)
     summary = ImportSummary(source)
     files = list(files)
     started = time.perf_counter()
@@ -64,14 +71,17 @@ def publish_files(settings: Settings, source: str, files: Iterable[Path],
             summary.files_skipped += 1
             continue
 
-        for event in events:
-            publisher.publish(event.to_record())
-            summary.events_by_type[event.event_type] += 1
+        batch = seal_records(keyring, (event.to_record() for event in events))
+        for record in batch.records:
+            publisher.publish(record)
+            summary.events_by_type[record["event_type"]] += 1
         publisher.flush()
-        summary.events_published += len(events)
+        summary.events_published += len(batch.records)
+        summary.counts["events_of_erased_customers_skipped"] += len(batch.erased)
         write_ledger(publisher.producer, topics, ledger_key, {"events": len(events)})
         bar.set_postfix(events=summary.events_published)
     publisher.flush()
+    keyring.close()
 
     summary.seconds = time.perf_counter() - started
     log.info("imported %d %s files (%d already in the ledger), published %d events in %.1f s",
@@ -85,7 +95,7 @@ def import_retail(settings: Settings, data_dir: Path, force: bool = False, progr
 
     importer = RetailImporter()
     summary = publish_files(settings, "online_retail", retail_files(data_dir), importer.events_for_file, force, progress)
-    summary.counts = importer.counts
+    summary.counts.update(importer.counts)
     summary.counts["customers"] = len(importer.customers)
     summary.counts["products"] = len(importer.products)
     return summary
@@ -97,5 +107,5 @@ def import_reviews(settings: Settings, data_root: Path, force: bool = False, pro
 
     importer = ReviewImporter()
     summary = publish_files(settings, "reviews", review_files(data_root), importer.events_for_file, force, progress)
-    summary.counts = importer.counts
+    summary.counts.update(importer.counts)
     return summary

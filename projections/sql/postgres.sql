@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS customers (
     country              text,
     country_updated_at   timestamptz,          -- event time of the event that set country
     registered_at        timestamptz,
-    traits               jsonb NOT NULL DEFAULT '{}'::jsonb,
+    traits               jsonb NOT NULL DEFAULT '{}'::jsonb,  -- trait name -> base64 of the sealed value (cie/crypto/fields.py)
     first_order_at       timestamptz,
     last_order_at        timestamptz,
     order_count          integer NOT NULL DEFAULT 0,
@@ -22,8 +22,11 @@ CREATE TABLE IF NOT EXISTS customers (
         CASE WHEN order_count > 0 THEN round((gross_revenue - cancelled_revenue) / order_count, 3) END
     ) STORED,
     distinct_products    integer NOT NULL DEFAULT 0,
-    last_event_at        timestamptz
+    last_event_at        timestamptz,
+    erased_at            timestamptz           -- occurred_at of the customer.erased event; traits are then empty
 );
+-- Tables created before erasure existed.
+ALTER TABLE customers ADD COLUMN IF NOT EXISTS erased_at timestamptz;
 CREATE INDEX IF NOT EXISTS customers_country_idx ON customers (country, customer_id);
 CREATE INDEX IF NOT EXISTS customers_net_revenue_idx ON customers (net_revenue DESC, customer_id);
 
@@ -94,6 +97,10 @@ CREATE TABLE IF NOT EXISTS scored_texts (
     score              double precision NOT NULL,
     label              text NOT NULL,
     confidence         double precision NOT NULL,
-    excerpt            text NOT NULL
+    encrypted_excerpt  bytea                       -- sealed excerpt; NULL once the customer is erased
 );
+-- Tables created before encryption held the excerpt in clear: drop it. Rebuild the
+-- projections (docs/architecture.md, "Replay") to fill encrypted_excerpt of old rows.
+ALTER TABLE scored_texts DROP COLUMN IF EXISTS excerpt;
+ALTER TABLE scored_texts ADD COLUMN IF NOT EXISTS encrypted_excerpt bytea;
 CREATE INDEX IF NOT EXISTS scored_texts_customer_idx ON scored_texts (customer_id, model_version, occurred_at DESC);

@@ -14,6 +14,13 @@ CIE_DATA_DIR=$(cd -- "$CIE_DATA_DIR" && pwd)
 [[ $CIE_DATA_DIR != *[[:space:]]* ]] \
     || { echo "error: CIE_DATA_DIR must not contain spaces: '$CIE_DATA_DIR'" >&2; exit 1; }
 
+# Master key of the personal-data encryption: unless CIE_MASTER_KEY is set, the
+# local stack uses (and first creates) $CIE_DATA_DIR/master.key, never in the repository.
+if [[ -z ${CIE_MASTER_KEY:-} ]]; then
+    CIE_MASTER_KEY=$(CIE_DATA_DIR=$CIE_DATA_DIR "$REPO_DIR/scripts/master-key.sh")
+    export CIE_MASTER_KEY
+fi
+
 # Seconds to wait for a service to become ready, or to exit after a stop request.
 CIE_STACK_TIMEOUT=${CIE_STACK_TIMEOUT:-120}
 
