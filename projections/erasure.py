@@ -21,7 +21,11 @@ def erase_customers(cursor: psycopg.Cursor, key_schema: str, erasures: list[dict
         return
 
     # 1. Destroy the data keys; from now on no process can decrypt or create a key for them.
-    destroy_keys(cursor, key_schema, [(e["customer_id"], e["occurred_at"], str(e["event_id"])) for e in erasures])
+    #    A batch may hold several erasures of one customer, and one statement may touch a row only once.
+    earliest = {}
+    for erasure in sorted(erasures, key=lambda e: (e["occurred_at"], str(e["event_id"]))):
+        earliest.setdefault(erasure["customer_id"], erasure)
+    destroy_keys(cursor, key_schema, [(e["customer_id"], e["occurred_at"], str(e["event_id"])) for e in earliest.values()])
 
     # 2. Clear what the projections hold in sealed form. The ciphertext is already
     #    unreadable, and clearing it makes a rebuilt projection (which never stores it) compare equal.

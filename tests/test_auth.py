@@ -35,7 +35,7 @@ ROUTES = [
     ("GET", "/v1/analytics/summary", None, "analytics:read", 200),
     ("POST", "/v1/events", "event", "events:write", 202),
     ("POST", "/v1/events:batch", "batch", "events:write", 202),
-    ("DELETE", "/v1/customers/auth-erasure-probe", None, "admin", 202),
+    ("DELETE", "/v1/customers/auth-erasure-probe", None, "admin", 404),  # past the scope check, an unknown id
 ]
 
 

@@ -623,8 +623,9 @@ def test_sent_review_scored(client, raw, new_customer_id):
     assert_matches_json(product, raw.get("/v1/products/CLIENT-P1/sentiment").json())
 
 
-def test_erase_customer(client, routes, retail_pipeline, new_customer_id):
-    require_route(routes, "DELETE", "/v1/customers/{customer_id}")
+def test_erase_customer(client, retail_pipeline, new_customer_id):
+    client.send_event(_order(new_customer_id))
+    retail_pipeline.wait_caught_up()
     accepted = client.erase_customer(new_customer_id)
     retail_pipeline.wait_caught_up()
     customer = client.get_customer(new_customer_id)
@@ -633,6 +634,8 @@ def test_erase_customer(client, routes, retail_pipeline, new_customer_id):
     assert accepted.event_id is not None
     assert customer.erased is True
     assert customer.name is None
+    with pytest.raises(NotFoundError):
+        client.erase_customer(f"never-{new_customer_id}")
 
 
 # The README's quickstart, run as written

@@ -22,6 +22,7 @@ from cie.crypto.keyring import KeyRing, destroy_keys
 from cie.crypto.master import MasterKeyError, parse_master_key
 from cie.kafka import EventPublisher
 from projections import clickhouse, postgres
+from projections.erasure import erase_customers
 from projections.replay import replay_and_compare
 from schemas.codec import decode_event
 from tests.conftest import REPO, make_namespace, wait_until
@@ -40,7 +41,8 @@ def pii_pipeline(tmp_path_factory):
     space = make_namespace(f"p{uuid.uuid4().hex[:4]}", tmp_path_factory.mktemp("pii"))
     space.start_worker()
     port = _free_port()
-    env = {**space.env, "CIE_API_PORT": str(port), "CIE_KEY_CACHE_SECONDS": "0"}
+    # A key cache far longer than the test, which the API's check for erasure must not wait for.
+    env = {**space.env, "CIE_API_PORT": str(port), "CIE_KEY_CACHE_SECONDS": "3600"}
     api_log = space.tmp / "api.log"
     api = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
                             "--port", str(port)], env=env, cwd=REPO, stdout=api_log.open("w"),
@@ -218,14 +220,21 @@ def test_erasure_end_to_end(pii_pipeline):
     assert excerpts == [(None,)]
     assert control_excerpts[0][0] is not None
 
-    # 8. New events for the erased customer are rejected.
+    # 8. A repeated erasure produces nothing and names the first; an unknown id is not found.
+    again = http.delete(f"/v1/customers/{customer}")
+    assert again.status_code == 200, again.text
+    assert again.json()["event_id"] == erasure_id
+    assert again.json()["already_erased"] is True
+    assert http.delete(f"/v1/customers/never-{uuid.uuid4().hex[:6]}").status_code == 404
+
+    # 9. New events for the erased customer are rejected at once, although the API cached the key before.
     response = http.post("/v1/events", json={"event_type": "support.message_sent", "customer_id": customer,
                                              "ticket_id": "T-9", "channel": "email", "text": "Still there?",
                                              "occurred_at": NOW.isoformat()})
     assert response.status_code == 410
     assert response.json()["customer_ids"] == [customer]
 
-    # 9. A replay after the erasure rebuilds the counts but no personal data.
+    # 10. A replay after the erasure rebuilds the counts but no personal data.
     report = replay_and_compare(space.settings, progress=False, keep=True, live_timeout=120)
     assert report.checksums["profiles"][0] == report.checksums["profiles"][1]
     assert report.checksums["sentiment"][0] == report.checksums["sentiment"][1]
@@ -242,7 +251,7 @@ def test_erasure_end_to_end(pii_pipeline):
     _assert_no_plaintext("the replay schema", _postgres_dump(space.settings, replay_schema))
     assert _key_row(space, customer)[0] is None
 
-    # 10. No log line carries personal data.
+    # 11. No log line carries personal data.
     _assert_no_plaintext("the worker logs", "\n".join(worker.log() for worker in space.workers))
     _assert_no_plaintext("the API log", space.api_log.read_text(errors="replace"))
 
@@ -277,3 +286,25 @@ def test_scorer_skips_erased_customer(pii_pipeline):
     scorer_log = "\n".join(worker.log() for worker in space.workers)
     assert first["event_id"] in scorer_log
     _assert_no_plaintext("the worker logs", scorer_log)
+
+
+def test_two_erasures_in_one_batch(pii_pipeline):
+    """Two erasures of one customer in a batch keep the earliest, in one statement that touches the key row once."""
+    space = pii_pipeline
+    customer = f"twice-{uuid.uuid4().hex[:6]}"
+    KeyRing(space.settings).keys([customer], create=True)
+    later, earlier = NOW, NOW - timedelta(minutes=5)
+    earlier_id = str(uuid.uuid4())
+    erasures = [{"customer_id": customer, "occurred_at": later, "event_id": str(uuid.uuid4())},
+                {"customer_id": customer, "occurred_at": earlier, "event_id": earlier_id}]
+
+    with postgres.connect(space.settings) as conn, conn.cursor() as cursor:
+        erase_customers(cursor, space.settings.postgres_schema, erasures)
+    wrapped_key, erased_at = _key_row(space, customer)
+    with postgres.connect(space.settings) as conn:
+        event_id = conn.execute("SELECT erasure_event_id FROM data_keys WHERE customer_id = %s",
+                                (customer,)).fetchone()[0]
+
+    assert wrapped_key is None
+    assert erased_at == earlier
+    assert str(event_id) == earlier_id

@@ -5,16 +5,20 @@ customer's data key and clears the personal fields of the projections when it
 applies the event (projections/erasure.py), usually within a second.
 """
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
+from psycopg import sql
 from pydantic import BaseModel
 
+from api.problems import not_found
 from api.routes.deps import get_stores
 from api.routes.events import produce_records
 from api.stores import Stores
+from cie.crypto.keyring import key_table
 from schemas.events import CustomerErased
 
 router = APIRouter(prefix="/v1/customers", tags=["erasure"])
@@ -23,18 +27,43 @@ router = APIRouter(prefix="/v1/customers", tags=["erasure"])
 class ErasureAccepted(BaseModel):
     customer_id: str
     event_id: UUID  # id of the customer.erased event
+    already_erased: bool = False  # true when an earlier erasure was applied; event_id is then that erasure's
+
+
+def _erasure_state(stores: Stores, customer_id: str) -> tuple[bool, UUID | None]:
+    """Return whether the customer is known to the projections, and the id of an applied erasure if any."""
+    with stores.postgres.connection() as conn:
+        known = conn.execute("SELECT 1 FROM customers WHERE customer_id = %s", (customer_id,)).fetchone()
+        tombstone = conn.execute(
+            sql.SQL("SELECT erasure_event_id FROM {table} WHERE customer_id = %s AND erased_at IS NOT NULL")
+            .format(table=key_table(stores.settings.postgres_schema)), (customer_id,)).fetchone()
+    return known is not None or tombstone is not None, tombstone["erasure_event_id"] if tombstone else None
 
 
 @router.delete("/{customer_id}", status_code=202, response_model=ErasureAccepted,
-               summary="Erase a customer's personal data (crypto-shredding); ids, counts and aggregates stay")
+               summary="Erase a customer's personal data (crypto-shredding); ids, counts and aggregates stay",
+               responses={200: {"model": ErasureAccepted, "description": "The customer was already erased"},
+                          404: {"description": "No customer with this id in the projections"}})
 async def erase_customer(
+    response: Response,
     customer_id: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",
                                      description="Customer id, e.g. 12347")],
     reason: Annotated[str | None, Query(min_length=1, max_length=200,
                                         description="Why, for the audit trail; must not contain personal data")] = None,
     stores: Stores = Depends(get_stores),
 ):
-    # Repeating the request is harmless: the projections keep the first erasure's time.
+    # 1. Only a customer the projections know can be erased: an unknown id would
+    #    otherwise become an erased customer who can never register.
+    known, erasure_event_id = await asyncio.to_thread(_erasure_state, stores, customer_id)
+    if not known:
+        raise not_found("customer", customer_id)
+
+    # 2. A repeated request returns the applied erasure and produces nothing.
+    if erasure_event_id is not None:
+        response.status_code = 200
+        return {"customer_id": customer_id, "event_id": erasure_event_id, "already_erased": True}
+
+    # 3. Produce the erasure; the projection worker destroys the key when it applies it.
     now = datetime.now(timezone.utc)
     event = CustomerErased(customer_id=customer_id, occurred_at=now, reason=reason, source="api")
     await produce_records(stores, [event.to_record(now)])

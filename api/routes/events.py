@@ -34,7 +34,12 @@ class EventBatch(BaseModel):
 async def _produce(stores: Stores, events: list) -> list[UUID]:
     """Seal and produce the events; reject the whole request with 410 if any customer is erased."""
     received_at = datetime.now(timezone.utc)
-    batch = await asyncio.to_thread(seal_records, stores.keyring, [event.to_record(received_at) for event in events])
+    records = [event.to_record(received_at) for event in events]
+
+    # Reload these customers' keys, so that an erasure applied by the worker a moment ago is seen now
+    # and not after the key cache expires.
+    stores.keyring.forget({record["customer_id"] for record in records if record.get("customer_id")})
+    batch = await asyncio.to_thread(seal_records, stores.keyring, records)
     if batch.erased:
         erased = sorted({record["customer_id"] for record in batch.erased})
         raise Problem(410, "Customer erased",
