@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
-from api.routes import analytics, customers, events, health, products, sentiment
+from api.routes import analytics, customers, events, health, products, recommendations, sentiment
 from api.stores import Stores
 from cie.settings import get_settings
 
@@ -32,7 +32,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (health, customers, products, analytics, events, sentiment):
+    for module in (health, customers, products, analytics, events, sentiment, recommendations):
         app.include_router(module.router)
     return app
 

@@ -1,9 +1,10 @@
-"""Connections the API holds for its lifetime: PostgreSQL pool, ClickHouse clients, Kafka producer."""
+"""Connections the API holds for its lifetime: PostgreSQL pool, ClickHouse clients, Kafka producer, Redis."""
 
 import queue
 from contextlib import contextmanager
 from typing import Iterator
 
+import redis
 from clickhouse_driver import Client
 from confluent_kafka import Producer
 from psycopg.rows import dict_row
@@ -27,6 +28,8 @@ class Stores:
         )
         self._clickhouse: queue.LifoQueue[Client] = queue.LifoQueue()  # idle clients; clickhouse-driver is not thread-safe
         self._producer: Producer | None = None
+        # The recommender's lists (cie/recommend/keys.py); the client is a thread-safe connection pool.
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
 
     def open(self) -> None:
         self.postgres.open(wait=False)
@@ -37,6 +40,7 @@ class Stores:
             self._clickhouse.get_nowait().disconnect()
         if self._producer is not None:
             self._producer.flush(10)
+        self.redis.close()
 
     @contextmanager
     def clickhouse(self) -> Iterator[Client]:

@@ -257,12 +257,13 @@ def test_readyz_checks(api):
     response = api.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok", "clickhouse": "ok", "kafka": "ok"}
+    assert response.json()["checks"] == {"postgres": "ok", "clickhouse": "ok", "kafka": "ok", "redis": "ok"}
 
 
 @pytest.mark.parametrize("path", [
     "/healthz", "/readyz", "/v1/customers", "/v1/customers/{customer_id}", "/v1/products/{product_id}",
     "/v1/analytics/revenue", "/v1/analytics/top-products", "/v1/analytics/summary", "/v1/events", "/v1/events:batch",
+    "/v1/customers/{customer_id}/recommendations", "/v1/products/{product_id}/similar",
 ])
 def test_openapi_lists_path(api, path):
     assert path in api.get("/openapi.json").json()["paths"]
