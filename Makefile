@@ -47,8 +47,8 @@ test: install up ## Run the test suite against the real services
 replay: venv ## Rebuild every projection from offset 0 and compare checksums with the live state
 	CIE_MASTER_KEY=$${CIE_MASTER_KEY:-$$(scripts/master-key.sh)} $(VENV)/bin/cie replay
 
-worker: venv ## Start the stream workers (projections and sentiment scorer) in the background
-	$(APP) start worker scorer
+worker: venv ## Start the stream workers (projections, sentiment scorer, recommender) in the background
+	$(APP) start worker scorer recommender
 
 api: venv ## Start the API in the background
 	$(APP) start api

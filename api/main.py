@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 
 from api import problems
 from api.auth import AUTH_RESPONSES, require_scope
-from api.routes import analytics, customers, erasure, events, health, products, sentiment
+from api.routes import analytics, customers, erasure, events, health, products, recommendations, sentiment
 from api.stores import Stores
 from cie.settings import get_settings
 
@@ -44,6 +44,8 @@ def create_app() -> FastAPI:
     app.include_router(analytics.router, dependencies=[Depends(require_scope("analytics:read"))],
                        responses=AUTH_RESPONSES)
     app.include_router(events.router, dependencies=[Depends(require_scope("events:write"))],
+                       responses=AUTH_RESPONSES)
+    app.include_router(recommendations.router, dependencies=[Depends(require_scope("profiles:read"))],
                        responses=AUTH_RESPONSES)
     app.include_router(erasure.router, dependencies=[Depends(require_scope("admin"))], responses=AUTH_RESPONSES)
     return app

@@ -4,6 +4,7 @@ import queue
 from contextlib import contextmanager
 from typing import Iterator
 
+import redis
 from clickhouse_driver import Client
 from confluent_kafka import Producer
 from psycopg.rows import dict_row
@@ -31,6 +32,8 @@ class Stores:
         self._producer: Producer | None = None
         self.rate_limiter = RateLimiter(settings)  # connects on first use
         self.keyring = KeyRing(settings)  # raises MasterKeyError at start if CIE_MASTER_KEY is missing
+        # The recommender's lists (cie/recommend/keys.py); the client is a thread-safe connection pool.
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
 
     def open(self) -> None:
         self.postgres.open(wait=False)
@@ -43,6 +46,7 @@ class Stores:
         if self._producer is not None:
             self._producer.flush(10)
         self.rate_limiter.close()
+        self.redis.close()
 
     @contextmanager
     def clickhouse(self) -> Iterator[Client]:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from cie import keys_command
-from cie.settings import REPO_ROOT, get_settings
+from cie.settings import REPO_ROOT, WORKER_ROLES, get_settings
 
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_RETAIL_DIR = DEFAULT_DATA_ROOT / "online_retail"
@@ -61,6 +61,11 @@ def _worker(args) -> int:
 
     settings = get_settings()
     ensure_topics(settings)
+    if args.role == "recommender":
+        from streams.recommender import run
+
+        logging.getLogger().setLevel({"warn": "WARNING", "crit": "CRITICAL"}.get(args.loglevel, args.loglevel.upper()))
+        return run(settings)
     create_stores(settings)
     os.environ["CIE_WORKER_ROLE"] = args.role
     from streams.app import app
@@ -81,10 +86,10 @@ def _lag(args) -> int:
         seconds = time.perf_counter() - started
         caught_up = sum(lag.lag for lag in before)
         if caught_up:
-            print(f"applied {caught_up:,} records of backlog across the projections and the scorer "
+            print(f"applied {caught_up:,} records of backlog across the projections, the scorer and the recommender "
                   f"in {seconds:.1f} s ({caught_up / seconds:,.0f} records/s)")
         else:
-            print("nothing to apply: every projection and the scorer were already at lag 0")
+            print("nothing to apply: every projection, the scorer and the recommender were already at lag 0")
     else:
         lags = projection_lags(settings)
     for lag in lags:
@@ -130,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.set_defaults(run=_import_reviews)
 
     command = commands.add_parser("worker", help="run stream processors (a Faust worker) in the foreground")
-    command.add_argument("--role", default="projections", choices=["projections", "scorer"],
-                         help="projections: every projection agent; scorer: the sentiment scorer. Run one of each.")
+    command.add_argument("--role", default="projections", choices=list(WORKER_ROLES),
+                         help="projections: every projection agent; scorer: the sentiment scorer; recommender: the "
+                              "online recommendation model (a second one waits as a standby). Run one of each.")
     command.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error", "crit"],
                          help="least severe level that the worker logs")
     command.set_defaults(run=_worker)

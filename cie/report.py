@@ -51,6 +51,7 @@ def demo_report(settings: Settings, api_url: str | None = None, customer_id: str
         top = http.get("/v1/analytics/top-products", params={"limit": 5}).raise_for_status().json()
         reviewer = http.get(f"/v1/customers/{reviewer_id}/sentiment", params={"recent": 2})
         product_sentiment = http.get(f"/v1/products/{reviewed_product_id}/sentiment", params={"days": 0})
+        recommendations = http.get(f"/v1/customers/{customer_id}/recommendations", params={"limit": 5})
 
     lines = ["", "Pipeline totals (from ClickHouse and PostgreSQL, through the API)"]
     for event_type, count in sorted(summary["events"].items()):
@@ -65,6 +66,16 @@ def demo_report(settings: Settings, api_url: str | None = None, customer_id: str
         lines.append(json.dumps(customer.json(), indent=2))
     else:
         lines.append(f"  {customer.status_code}: {customer.json().get('detail')}")
+
+    lines += ["", f"Recommendations for customer {customer_id} (GET /v1/customers/{customer_id}/recommendations?limit=5)"]
+    if recommendations.status_code == 200:
+        body = recommendations.json()
+        if body["cold_start"]:
+            lines.append(f"  no purchase history: trending products{' in ' + body['country'] if body['country'] else ''}")
+        for rank, item in enumerate(body["items"], start=1):
+            lines.append(f"  {rank}. {item['product_id']:<8} {(item['name'] or '')[:36]:<36} {item['reason']}")
+    else:
+        lines.append(f"  {recommendations.status_code}: {recommendations.json().get('detail')}")
 
     lines += ["", "Top products by net revenue (GET /v1/analytics/top-products?limit=5)"]
     for rank, product in enumerate(top, start=1):
@@ -94,6 +105,8 @@ def demo_report(settings: Settings, api_url: str | None = None, customer_id: str
         f"  curl -s {auth} '{base}/v1/analytics/top-products?by=units&limit=10'",
         f"  curl -s {auth} {base}/v1/products/85123A",
         f"  curl -s {auth} {base}/v1/customers/{reviewer_id}/sentiment",
+        f"  curl -s {auth} '{base}/v1/customers/{customer_id}/recommendations?kind=discover&limit=5'",
+        f"  curl -s {auth} {base}/v1/products/85123A/similar",
         f"  curl -s {auth} -X POST {base}/v1/sentiment:analyze -H 'content-type: application/json' "
         "-d '{\"texts\": [\"Arrived broken, very disappointed.\"]}'",
         "Stop everything: make down",

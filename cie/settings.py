@@ -54,6 +54,30 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = Field(None, alias="CIE_MASTER_KEY")
     key_cache_size: int = Field(100_000, alias="CIE_KEY_CACHE_SIZE", ge=1)
     key_cache_seconds: float = Field(60.0, alias="CIE_KEY_CACHE_SECONDS", ge=0)
+    # Recommender worker (streams/recommender.py). Its model state and the offsets it has learned
+    # up to are checkpointed to Redis together, every N events or T seconds, whichever comes first,
+    # and once it is idle with every list written.
+    reco_checkpoint_events: int = Field(20_000, alias="CIE_RECO_CHECKPOINT_EVENTS", ge=1)
+    reco_checkpoint_seconds: float = Field(30.0, alias="CIE_RECO_CHECKPOINT_SECONDS", gt=0)
+    reco_idle_checkpoint_seconds: float = Field(0.5, alias="CIE_RECO_IDLE_CHECKPOINT_SECONDS", gt=0)
+    # The leader lock's time to live; a standby takes over this long after the leader died.
+    reco_leader_ttl: float = Field(10.0, alias="CIE_RECO_LEADER_TTL", ge=1)
+    reco_list_size: int = Field(50, alias="CIE_RECO_LIST_SIZE", ge=1, le=500)
+    reco_similar_size: int = Field(20, alias="CIE_RECO_SIMILAR_SIZE", ge=1, le=500)
+    # Most events learned between two rewrites of the changed customers' lists.
+    reco_batch_size: int = Field(2000, alias="CIE_RECO_BATCH_SIZE", ge=1)
+    # Time per loop for the slower work (the factorisation's SGD steps, exact discover lists, trends,
+    # similar products); a purchase's buy-again list waits for at most about this long.
+    reco_refresh_budget_seconds: float = Field(0.1, alias="CIE_RECO_REFRESH_BUDGET_SECONDS", gt=0)
+    # Once caught up after learning at least this many events, rewrite every customer's lists, every
+    # country's trend and every product's similar list, so that lists of customers without new events
+    # follow the model too (their scores age, and trends and neighbours move).
+    reco_sweep_events: int = Field(1000, alias="CIE_RECO_SWEEP_EVENTS", ge=1)
+
+
+# Worker roles: each is a consumer group of its own (consumer_group_for). The first two are Faust
+# apps (streams/app.py); the recommender is a plain Kafka consumer (streams/recommender.py).
+WORKER_ROLES = ("projections", "scorer", "recommender")
 
 
 @lru_cache
@@ -62,5 +86,5 @@ def get_settings() -> Settings:
 
 
 def consumer_group_for(settings: Settings, role: str) -> str:
-    """Consumer group of a worker role: the projections use CIE_CONSUMER_GROUP, the scorer its own."""
+    """Consumer group of a worker role: the projections use CIE_CONSUMER_GROUP, the others ``<group>-<role>``."""
     return settings.consumer_group if role == "projections" else f"{settings.consumer_group}-{role}"

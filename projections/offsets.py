@@ -51,10 +51,35 @@ def scorer_lag(settings: Settings) -> ProjectionLag:
     return ProjectionLag("sentiment-scorer", applied, total, total - applied)
 
 
+def recommender_lag(settings: Settings) -> ProjectionLag:
+    """Lag of the recommender, from the offsets in its Redis checkpoint (what a restart resumes from).
+
+    The worker checkpoints every N events or T seconds and as soon as it is
+    idle with every list written, so lag 0 means the lists are up to date too.
+    """
+    import redis
+
+    from cie.recommend.keys import RecoKeys, parse_offset_field
+
+    topics = Topics.from_settings(settings)
+    ends = end_offsets(settings, [topics.product_events, topics.customer_events])
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        stored = {parse_offset_field(field.decode()): int(value)
+                  for field, value in client.hgetall(RecoKeys.from_settings(settings).offsets).items()}
+    finally:
+        client.close()
+    applied = sum(min(end, stored.get(tp, -1) + 1) for tp, end in ends.items())
+    total = sum(ends.values())
+    return ProjectionLag("recommender", applied, total, total - applied)
+
+
 def projection_lags(settings: Settings, schema: str | None = None, database: str | None = None,
-                    include_scorer: bool = True) -> list[ProjectionLag]:
-    """Return the lag of every projection (and of the scorer, measured first so its output is counted)."""
+                    include_scorer: bool = True, include_recommender: bool = True) -> list[ProjectionLag]:
+    """Return the lag of every projection, of the scorer (measured first so its output is counted) and of the recommender."""
     lags = [scorer_lag(settings)] if include_scorer else []
+    if include_recommender:
+        lags.append(recommender_lag(settings))
     specs = projection_specs(settings, schema, database)
     ends = end_offsets(settings, sorted({topic for spec in specs for topic in spec.topics}))
     for spec in specs:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the platform's own processes in the background: the projection worker, the
-# sentiment scorer (a second worker in its own consumer group) and the API.
-# Usage: app.sh {start|stop|status} [worker|scorer|api]...   (default: all three)
+# sentiment scorer and the recommender (workers in consumer groups of their own) and the API.
+# Usage: app.sh {start|stop|status} [worker|scorer|recommender|api]...   (default: all four)
 # Pid files live in $CIE_DATA_DIR/run, logs in $CIE_DATA_DIR/logs.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=stack/lib.sh
@@ -33,6 +33,7 @@ start_role() {
 
 start_worker() { start_role worker projections; }
 start_scorer() { start_role scorer scorer; }
+start_recommender() { start_role recommender recommender; }
 
 start_api() {
     if pid_of api >/dev/null; then say api "already running (pid $(pid_of api))"; return; fi
@@ -72,10 +73,10 @@ status_one() {
 command=${1:-}
 shift || true
 names=("$@")
-(( ${#names[@]} )) || names=(worker scorer api)
+(( ${#names[@]} )) || names=(worker scorer recommender api)
 case $command in
     start) for name in "${names[@]}"; do "start_$name"; done ;;
     stop) for name in "${names[@]}"; do stop_one "$name"; done ;;
     status) for name in "${names[@]}"; do status_one "$name"; done ;;
-    *) die "usage: $0 {start|stop|status} [worker|scorer|api]..." ;;
+    *) die "usage: $0 {start|stop|status} [worker|scorer|recommender|api]..." ;;
 esac

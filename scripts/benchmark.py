@@ -76,7 +76,7 @@ def bench_pipeline(data_dir: Path) -> None:
         # 2. Project the backlog with one worker.
         started = time.perf_counter()
         worker = _start_worker(env, "projections")
-        while any(lag.lag for lag in projection_lags(settings, include_scorer=False)):
+        while any(lag.lag for lag in projection_lags(settings, include_scorer=False, include_recommender=False)):
             if worker.poll() is not None:
                 raise RuntimeError("the worker exited before the projections caught up")
             time.sleep(0.5)

@@ -22,14 +22,14 @@ else
         --token-file "$demo_key"
 fi
 
-say demo "2/5 starting the stream workers: projections and the sentiment scorer"
-scripts/app.sh start worker scorer
+say demo "2/5 starting the stream workers: projections, the sentiment scorer and the recommender"
+scripts/app.sh start worker scorer recommender
 
 say demo "3/5 publishing the retail orders and the product reviews in $data_root as events"
 "$cie" import-retail --data-dir "$data_root/online_retail"
 "$cie" import-reviews --data-dir "$data_root"
 
-say demo "4/5 waiting until every projection has consumer lag 0"
+say demo "4/5 waiting until every projection, the scorer and the recommender have consumer lag 0"
 "$cie" lag --wait "${CIE_DEMO_TIMEOUT:-1800}"
 
 say demo "5/5 starting the API"

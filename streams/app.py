@@ -1,7 +1,8 @@
 """The Faust app: one agent per projection, each consuming its topics in batches, or the sentiment scorer.
 
 ``CIE_WORKER_ROLE`` picks what a worker process runs: ``projections`` (the
-default) or ``scorer``. Each role is its own consumer group, because Faust feeds
+default) or ``scorer``. The third role, ``recommender``, is a plain Kafka
+consumer in streams/recommender.py. Each role is its own consumer group, because Faust feeds
 all agents of one app from one consumer: a slow agent (the scorer on long
 reviews) would hold back every projection reading the same topic.
 
@@ -21,7 +22,7 @@ from confluent_kafka import KafkaException
 
 from cie.crypto.keyring import KeyRing
 from cie.kafka import DeliveryError, EventPublisher, event_producer
-from cie.settings import consumer_group_for, get_settings
+from cie.settings import WORKER_ROLES, consumer_group_for, get_settings
 from cie.topics import Topics
 from projections.deadletter import DeadLetterSink
 from projections.records import LogRecord
@@ -33,10 +34,13 @@ log = logging.getLogger(__name__)
 
 settings = get_settings()
 topics = Topics.from_settings(settings)
-ROLES = ("projections", "scorer")
+ROLES = WORKER_ROLES
+# The recommender role is not a Faust app: see streams/recommender.py for why.
+FAUST_ROLES = ("projections", "scorer")
 role = os.environ.get("CIE_WORKER_ROLE", "projections")
-if role not in ROLES:
-    raise SystemExit(f"invalid CIE_WORKER_ROLE {role!r}; expected one of {', '.join(ROLES)}")
+if role not in FAUST_ROLES:
+    raise SystemExit(f"invalid CIE_WORKER_ROLE {role!r} for the Faust app; expected one of {', '.join(FAUST_ROLES)} "
+                     "(run the recommender with `cie worker --role recommender`)")
 
 app = faust.App(
     consumer_group_for(settings, role),

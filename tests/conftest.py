@@ -20,7 +20,8 @@ from confluent_kafka.admin import AdminClient
 from cie.apikeys import create_api_key, create_table
 from cie.crypto.master import ensure_key_file
 from cie.kafka import ensure_topics
-from cie.settings import Settings, consumer_group_for
+from cie.recommend.keys import RecoKeys
+from cie.settings import WORKER_ROLES, Settings, consumer_group_for
 from cie.topics import Topics
 from projections import clickhouse, postgres
 from projections.offsets import projection_lags
@@ -40,7 +41,7 @@ if not os.environ.get("CIE_MASTER_KEY"):
 
 @dataclass
 class Worker:
-    """The ``cie worker`` subprocesses of one namespace: one per role (projections, scorer)."""
+    """The ``cie worker`` subprocesses of one namespace: one per role (projections, scorer, recommender)."""
 
     processes: list[subprocess.Popen]
     log_paths: list[Path]
@@ -84,11 +85,11 @@ class Namespace:
     def topics(self) -> Topics:
         return Topics.from_settings(self.settings)
 
-    def start_worker(self) -> Worker:
+    def start_worker(self, roles: tuple[str, ...] = WORKER_ROLES, loglevel: str = "warn") -> Worker:
         processes, log_paths = [], []
-        for role in ("projections", "scorer"):
+        for role in roles:
             log_path = self.tmp / f"{role}-{len(self.workers)}.log"
-            processes.append(subprocess.Popen([CIE, "worker", "--role", role, "--loglevel", "warn"], env=self.env,
+            processes.append(subprocess.Popen([CIE, "worker", "--role", role, "--loglevel", loglevel], env=self.env,
                                               cwd=REPO, stdout=log_path.open("w"), stderr=subprocess.STDOUT))
             log_paths.append(log_path)
         worker = Worker(processes, log_paths)
@@ -137,12 +138,26 @@ class Namespace:
                 future.result()
             except Exception:  # a topic the test never created
                 pass
-        groups = [consumer_group_for(self.settings, role) for role in ("projections", "scorer")]
+        groups = [consumer_group_for(self.settings, role) for role in WORKER_ROLES]
         for future in admin.delete_consumer_groups(groups).values():
             try:
                 future.result()
             except Exception:  # the group never committed
                 pass
+        clear_recommender(self.settings)
+
+
+def clear_recommender(settings: Settings) -> None:
+    """Delete every Redis key of the namespace's recommender: checkpoint, lists, lock."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = list(client.scan_iter(match=RecoKeys.from_settings(settings).pattern, count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start:start + 1000])
+    finally:
+        client.close()
 
 
 def make_namespace(label: str, tmp: Path) -> Namespace:

@@ -47,18 +47,19 @@ def _stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
             process.wait()
 
 
-def _wait_ready(client: httpx.Client, process: subprocess.Popen, log_path: Path, timeout: float = 60.0) -> None:
+def _wait_ready(client: httpx.Client, process: subprocess.Popen, log_path: Path, timeout: float = 60.0,
+                probe: str = "/readyz") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"uvicorn exited with code {process.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
-            if client.get("/readyz").status_code == 200:
+            if client.get(probe).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"/readyz did not return 200 within {timeout} s:\n{log_path.read_text()[-3000:]}")
+    raise AssertionError(f"{probe} did not return 200 within {timeout} s:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -268,12 +269,13 @@ def test_readyz_checks(api):
     response = api.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok", "clickhouse": "ok", "kafka": "ok"}
+    assert response.json()["checks"] == {"postgres": "ok", "clickhouse": "ok", "kafka": "ok", "redis": "ok"}
 
 
 @pytest.mark.parametrize("path", [
     "/healthz", "/readyz", "/v1/customers", "/v1/customers/{customer_id}", "/v1/products/{product_id}",
     "/v1/analytics/revenue", "/v1/analytics/top-products", "/v1/analytics/summary", "/v1/events", "/v1/events:batch",
+    "/v1/customers/{customer_id}/recommendations", "/v1/products/{product_id}/similar",
 ])
 def test_openapi_lists_path(api, path):
     assert path in api.get("/openapi.json").json()["paths"]

@@ -29,6 +29,8 @@ ROUTES = [
     ("GET", "/v1/customers/12347/sentiment", None, "profiles:read", 200),
     ("GET", "/v1/products/84879", None, "profiles:read", 200),
     ("GET", "/v1/products/84879/sentiment?days=0", None, "profiles:read", 200),
+    ("GET", "/v1/customers/12347/recommendations?limit=3", None, "profiles:read", 200),
+    ("GET", "/v1/products/84879/similar?limit=3", None, "profiles:read", 200),
     ("POST", "/v1/sentiment:analyze", {"texts": ["Arrived broken, very disappointed."]}, "profiles:read", 200),
     ("GET", "/v1/analytics/revenue?granularity=month", None, "analytics:read", 200),
     ("GET", "/v1/analytics/top-products?limit=3", None, "analytics:read", 200),
@@ -53,7 +55,7 @@ def test_every_route_has_a_scope_row():
     assert served - covered == set(), "routes without a row in ROUTES"
 
 
-def _start_api(space, **env) -> tuple[subprocess.Popen, httpx.Client]:
+def _start_api(space, probe: str = "/readyz", **env) -> tuple[subprocess.Popen, httpx.Client]:
     port = _free_port()
     log_path = space.tmp / f"api-{port}.log"
     process = subprocess.Popen(
@@ -62,7 +64,7 @@ def _start_api(space, **env) -> tuple[subprocess.Popen, httpx.Client]:
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60.0)
     try:
-        _wait_ready(client, process, log_path)
+        _wait_ready(client, process, log_path, probe=probe)
     except AssertionError:
         client.close()
         _stop(process)
@@ -257,15 +259,18 @@ def test_rate_limit_per_key(api, retail_pipeline):
 def test_redis_down_fails_closed(retail_pipeline):
     closed_port = _free_port()  # nothing listens there
     token = retail_pipeline.api_key("analytics:read", name="no-redis")
-    process, client = _start_api(retail_pipeline, REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
+    # Readiness includes Redis, so wait for liveness only.
+    process, client = _start_api(retail_pipeline, probe="/healthz", REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")
     try:
         response = client.get("/v1/analytics/summary", headers=_bearer(token))
+        readiness = client.get("/readyz")
     finally:
         client.close()
         _stop(process)
 
     _assert_problem(response, 503)
     assert response.headers["retry-after"] == "5"
+    assert readiness.status_code == 503
 
 
 # One error shape

@@ -433,7 +433,7 @@ def test_health_and_readiness(client):
 
     assert client.health().status == "ok"
     assert readiness.ready
-    assert readiness.checks == {"postgres": "ok", "clickhouse": "ok", "kafka": "ok"}
+    assert readiness.checks == {"postgres": "ok", "clickhouse": "ok", "kafka": "ok", "redis": "ok"}
 
 
 # Recommendations and similar products, skipped while the API has no such routes

@@ -14,7 +14,7 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="PostgreSQL, ClickHouse and Kafka answer")
+@router.get("/readyz", summary="PostgreSQL, ClickHouse, Kafka and Redis answer")
 def readyz(stores: Stores = Depends(get_stores)):
     checks: dict[str, str] = {}
     try:
@@ -34,5 +34,10 @@ def readyz(stores: Stores = Depends(get_stores)):
         checks["kafka"] = "ok"
     except Exception as error:
         checks["kafka"] = f"failed: {type(error).__name__}"
+    try:
+        stores.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as error:
+        checks["redis"] = f"failed: {type(error).__name__}"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)

@@ -46,6 +46,29 @@ def _scaled(scores: np.ndarray) -> np.ndarray:
     return scores / top if top > 0 else scores
 
 
+def eligible_products(model: Recommender, now: float) -> np.ndarray:
+    """Products that may be recommended to anyone at ``now``: sold at a positive price, not a
+    service, positive net units, and sold within ``max_days_unsold``."""
+    products = model.products
+    flags = products.view("flags")
+    ok = ((flags & SOLD) != 0) & ((flags & SERVICE) == 0)
+    ok &= products.view("units_sold") > 0
+    ok &= products.view("last_sold") >= now - model.config.max_days_unsold * SECONDS_PER_DAY
+    return ok
+
+
+def _similarity_weights(model: Recommender, now: float) -> np.ndarray:
+    """Weight of each pair row in the customer similarity: recency of a held product or of a liked rating."""
+    config = model.config
+    pairs = model.pairs
+    weights = np.where(pairs.view("units") > 0, _decay(pairs.view("last"), now, config.similarity_half_life_days), 0.0)
+    liked = pairs.view("rating") >= POSITIVE_RATING
+    if liked.any():
+        liked_weights = _decay(pairs.view("rated_at"), now, config.similarity_half_life_days)
+        weights = np.maximum(weights, np.where(liked, liked_weights, 0.0))
+    return weights
+
+
 @dataclass
 class CustomerScores:
     """Scores of one customer over the catalogue, computed on first use and cached."""
@@ -56,6 +79,15 @@ class CustomerScores:
     country: int | None
     rows: np.ndarray  # the customer's pair rows
     _cache: dict = field(default_factory=dict)
+    # Values that depend only on the model and ``now``, not on the customer: eligibility, trend,
+    # similarity weights and the factorisation's product matrix. The stream worker passes one dict
+    # to every customer it scores between two learned batches, which computes them once per batch.
+    shared: dict = field(default_factory=dict)
+
+    def _shared(self, name: str, compute):
+        if name not in self.shared:
+            self.shared[name] = compute()
+        return self.shared[name]
 
     @property
     def product_count(self) -> int:
@@ -67,14 +99,7 @@ class CustomerScores:
 
     def eligible(self) -> np.ndarray:
         """Products that may be recommended to anyone at ``now``."""
-        if "eligible" not in self._cache:
-            products = self.model.products
-            flags = products.view("flags")
-            ok = ((flags & SOLD) != 0) & ((flags & SERVICE) == 0)
-            ok &= products.view("units_sold") > 0
-            ok &= products.view("last_sold") >= self.now - self.model.config.max_days_unsold * SECONDS_PER_DAY
-            self._cache["eligible"] = ok
-        return self._cache["eligible"]
+        return self._shared("eligible", lambda: eligible_products(self.model, self.now))
 
     def excluded_for_customer(self) -> np.ndarray:
         """Products the customer rated at most NEGATIVE_RATING stars."""
@@ -86,11 +111,12 @@ class CustomerScores:
 
     def trend(self) -> np.ndarray:
         """Decayed number of customers who bought each product recently, as of ``now``."""
-        if "trend" not in self._cache:
+        def compute():
             config = self.model.config
             factor = 2.0 ** ((self.model.reference - self.now) / (config.trend_half_life_days * SECONDS_PER_DAY))
-            self._cache["trend"] = self.model.products.view("trend") * factor
-        return self._cache["trend"]
+            return self.model.products.view("trend") * factor
+
+        return self._shared("trend", compute)
 
     def buy_again(self) -> np.ndarray:
         if "buy_again" in self._cache:
@@ -115,11 +141,7 @@ class CustomerScores:
         pairs = model.pairs
         customers = pairs.view("customer")
         products = pairs.view("product")
-        weights = np.where(pairs.view("units") > 0, _decay(pairs.view("last"), self.now, config.similarity_half_life_days), 0.0)
-        liked = pairs.view("rating") >= POSITIVE_RATING
-        if liked.any():
-            liked_weights = _decay(pairs.view("rated_at"), self.now, config.similarity_half_life_days)
-            weights = np.maximum(weights, np.where(liked, liked_weights, 0.0))
+        weights = self._shared("similarity_weights", lambda: _similarity_weights(self.model, self.now))
 
         own = np.zeros(self.product_count)
         own[products[self.rows]] = weights[self.rows]
@@ -163,7 +185,9 @@ class CustomerScores:
         weight = config.factorisation_weight
         candidates = np.isfinite(scores)
         if self.model.factorisation is not None and weight > 0 and candidates.any():
-            predicted = self.model.factorisation.scores(self.customer, self.product_count)
+            items = self._shared("factorisation_items",
+                                 lambda: self.model.factorisation.item_matrix(self.product_count))
+            predicted = self.model.factorisation.scores(self.customer, self.product_count, items=items)
             eligible = self.eligible()
             low, high = predicted[eligible].min(), predicted[eligible].max()
             scaled = (predicted - low) / (high - low) if high > low else np.zeros(self.product_count)
@@ -210,7 +234,8 @@ class CustomerScores:
 
 
 def customer_scores(model: Recommender, customer_id: str | None, country: str | None = None,
-                    at: datetime | None = None) -> CustomerScores:
+                    at: datetime | None = None, shared: dict | None = None,
+                    rows: np.ndarray | None = None) -> CustomerScores:
     """Prepare the scores of one customer; unknown customers and ``None`` get cold-start scores."""
     if model.clock is None:
         raise ValueError("the recommender has learned no events yet, so it has nothing to score")
@@ -218,13 +243,14 @@ def customer_scores(model: Recommender, customer_id: str | None, country: str | 
     customer = model.customer_index.get(customer_id) if customer_id is not None else None
     if customer is None:
         rows = np.zeros(0, dtype=np.int64)
-    else:
+    elif rows is None:
         rows = np.flatnonzero(model.pairs.view("customer") == customer)
     country_index = model.country_index.get(country) if country else None
     if country_index is None and customer is not None and not country:
         stored = int(model.customers.country[customer])
         country_index = stored if stored >= 0 else None
-    return CustomerScores(model=model, now=now, customer=customer, country=country_index, rows=rows)
+    return CustomerScores(model=model, now=now, customer=customer, country=country_index, rows=rows,
+                          shared=shared if shared is not None else {})
 
 
 def top_products(scores: np.ndarray, n: int) -> np.ndarray:
@@ -273,6 +299,11 @@ def discover_reasons(scores: CustomerScores, products: np.ndarray) -> list[str]:
     holds does not become the reason for everything.
     """
     model = scores.model
+    # Reasons depend only on the customer and the product, so the lists of one customer share them.
+    known = scores._cache.setdefault("discover_reasons", {})
+    missing = [product for product in products.tolist() if product not in known]
+    if not missing:
+        return [known[product] for product in products.tolist()]
     pairs = model.pairs
     rows = scores.neighbour_rows()
     neighbour_weights = scores.neighbours()
@@ -285,8 +316,7 @@ def discover_reasons(scores: CustomerScores, products: np.ndarray) -> list[str]:
                                  minlength=scores.product_count)
     normaliser = np.sqrt(np.where(holders_weight > 0, holders_weight, 1.0))
 
-    reasons = []
-    for product in products.tolist():
+    for product in missing:
         buyers = np.zeros(model.customers.size)
         holders = row_customers[row_products == product]
         buyers[holders] = neighbour_weights[holders]
@@ -294,10 +324,10 @@ def discover_reasons(scores: CustomerScores, products: np.ndarray) -> list[str]:
                               minlength=scores.product_count)
         if support.size and support.max() > 0:
             anchor = int(np.argmax(support / normaliser))
-            reasons.append(f"bought with {model.descriptions[anchor] or model.product_ids[anchor]}")
+            known[product] = f"bought with {model.descriptions[anchor] or model.product_ids[anchor]}"
         else:
-            reasons.append(_trend_reason(model, scores.country))
-    return reasons
+            known[product] = _trend_reason(model, scores.country)
+    return [known[product] for product in products.tolist()]
 
 
 def recommend_from_scores(scores: CustomerScores, kind: str, n: int) -> list[Recommendation]:
@@ -315,7 +345,7 @@ def recommend_from_scores(scores: CustomerScores, kind: str, n: int) -> list[Rec
     held_rows = scores.rows[pairs.units[scores.rows] > 0]
     row_of_product = dict(zip(pairs.product[held_rows].tolist(), held_rows.tolist()))
     new_products = np.array([p for p in chosen.tolist() if p not in row_of_product], dtype=np.int64)
-    new_reasons = dict(zip(new_products.tolist(), discover_reasons(scores, new_products)))
+    new_reasons = dict(zip(new_products.tolist(), discover_reasons(scores, new_products))) if new_products.size else {}
     result = []
     for product in chosen.tolist():
         if product in row_of_product:
