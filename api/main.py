@@ -29,7 +29,8 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="Customer Insight API",
         version="1",
-        description="Read-only views of customer profiles and analytics; events are accepted and produced to Kafka.",
+        description=("Customer profiles, sentiment and analytics, read from the projections; new events, accepted only "
+                     "by producing them to Kafka; and erasure of a customer's personal data."),
         lifespan=lifespan,
     )
     problems.install(app)

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from schemas.events import EVENT_TYPES
 
@@ -70,6 +71,27 @@ def _validation_error(item: dict) -> dict:
             "message": item["msg"]}
 
 
+# Methods that a 405 response may list in Allow, in this order.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Return every method that some route of the app serves on the request's path.
+
+    Starlette's own 405 lists only the methods of the first route whose path
+    matches, but several routers can serve one path: GET /v1/customers/{id}
+    comes from the customers router and DELETE from the erasure router. Each
+    method is tried against every route with ``matches``, because FastAPI
+    0.165 nests included routers, so ``app.routes`` contains no flat list.
+    """
+    allowed = []
+    for method in HTTP_METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, error: Problem):
@@ -86,13 +108,14 @@ def install(app: FastAPI) -> None:
         # Starlette raises these itself for an unknown path (404) and a method a path does not allow (405).
         title = str(error.detail)
         detail = title
+        headers = getattr(error, "headers", None)
         if error.status_code == 404 and title == "Not Found":
             detail = f"no route matches {request.url.path}; GET /docs lists the API"
         elif error.status_code == 405:
-            allowed = (error.headers or {}).get("Allow", "")
+            allowed = ", ".join(_allowed_methods(request))
+            headers = {**(headers or {}), "Allow": allowed}
             detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allowed or 'none'}"
-        return _response(request, error.status_code, title, detail, f"http-{error.status_code}",
-                         getattr(error, "headers", None))
+        return _response(request, error.status_code, title, detail, f"http-{error.status_code}", headers)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, error: Exception):

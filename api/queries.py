@@ -5,7 +5,9 @@ with str.format. Values go in as clickhouse-driver %(name)s parameters.
 """
 
 from datetime import date
-from decimal import Decimal
+
+# money moved to api/formats.py; this import keeps queries.money working for code written before the move.
+from api.formats import money  # noqa: F401
 
 # Revenue per period. {period} is an expression from REVENUE_PERIODS and {where} comes from sales_filters().
 REVENUE = """SELECT {period} AS period, toString(sum(gross_revenue)), toString(sum(cancelled_revenue)),
@@ -47,17 +49,6 @@ def sales_filters(start: date | None, end: date | None, country: str | None) -> 
         params["country"] = country
     return " AND ".join(conditions), params
 
-
-MONEY_QUANTUM = Decimal("0.001")
-
-
-def money(text: str | None) -> Decimal:
-    """Parse a ClickHouse ``toString(Decimal)`` as an amount with 3 decimals.
-
-    ClickHouse 18.16 prints trailing zeros ('124.840') and current releases do not
-    ('124.84'); quantizing gives clients the same JSON from either server.
-    """
-    return Decimal(text or 0).quantize(MONEY_QUANTUM)
 
 # Sentiment of one product per day, for one model version.
 PRODUCT_SENTIMENT_DAILY = """SELECT day, sum(texts), sum(score_micros), sum(negative), sum(neutral), sum(positive)

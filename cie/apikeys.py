@@ -14,6 +14,7 @@ rebuilds nor drops it.
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -68,6 +69,14 @@ class InvalidToken(Exception):
 
 class ApiKeyNotFound(Exception):
     pass
+
+
+class ApiKeyAlreadyRevoked(Exception):
+    """A revocation of a key that was revoked before. ``key.revoked_at`` is the first revocation, which stays."""
+
+    def __init__(self, key: "ApiKey"):
+        super().__init__(f"API key {key.key_id} was already revoked at {key.revoked_at.isoformat()}")
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -131,8 +140,8 @@ def create_api_key(settings: Settings, name: str, scopes: list[str], expires_at:
         raise ValueError("the key name must not be empty; name it after who uses it, e.g. 'billing-service'")
     if expires_at is not None and expires_at.tzinfo is None:
         raise ValueError(f"expires_at {expires_at.isoformat()} has no time zone; pass an aware datetime")
-    if rate_per_second is not None and rate_per_second <= 0:
-        raise ValueError(f"rate_per_second must be greater than 0, not {rate_per_second}")
+    if rate_per_second is not None and not (math.isfinite(rate_per_second) and rate_per_second > 0):
+        raise ValueError(f"rate_per_second must be a finite number greater than 0, not {rate_per_second}")
     if burst is not None and burst < 1:
         raise ValueError(f"burst must be at least 1, not {burst}")
 
@@ -155,14 +164,17 @@ def list_api_keys(settings: Settings) -> list[ApiKey]:
 
 
 def revoke_api_key(settings: Settings, key_id: str) -> ApiKey:
-    """Mark a key revoked; revoking it again keeps the first revocation time."""
+    """Mark a key revoked and return it; raise ApiKeyAlreadyRevoked if it was revoked before, and keep that time."""
     with postgres.connect(settings, autocommit=True) as conn:
         row = conn.execute(
-            f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = %s RETURNING {KEY_COLUMNS}",
+            f"UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL RETURNING {KEY_COLUMNS}",
             (key_id,),
         ).fetchone()
-    if row is None:
-        raise ApiKeyNotFound(f"no API key with id {key_id!r}; `cie keys list` shows the ids")
+        if row is None:
+            row = conn.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = %s", (key_id,)).fetchone()
+            if row is None:
+                raise ApiKeyNotFound(f"no API key with id {key_id!r}; `cie keys list` shows the ids")
+            raise ApiKeyAlreadyRevoked(ApiKey(*row))
     log.info("revoked API key %s (%s)", row[0], row[1])
     return ApiKey(*row)
 

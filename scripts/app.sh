@@ -64,10 +64,18 @@ stop_one() {
     say "$name" "stopped"
 }
 
+# The address of a process: the API's URL, or the consumer group of a worker (see consumer_group_for in cie/settings.py).
+address_of() {
+    local group=${CIE_CONSUMER_GROUP:-cie-streams}
+    case $1 in
+        api) echo "http://$API_HOST:$API_PORT" ;;
+        worker) echo "consumer group $group" ;;
+        scorer) echo "consumer group $group-scorer" ;;
+    esac
+}
+
 status_one() {
-    local name=$1 pid
-    if pid=$(pid_of "$name"); then printf '%-11s running  %-12s\n' "$name" "$pid"
-    else printf '%-11s stopped  -\n' "$name"; fi
+    print_status "$1" "$(pid_of "$1" || true)" "$(address_of "$1")"
 }
 
 command=${1:-}

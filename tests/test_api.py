@@ -5,6 +5,7 @@ without the product code. The tests that post events change the totals, so they
 come last in this file (pytest runs a module's tests in file order).
 """
 
+import re
 import signal
 import socket
 import subprocess
@@ -256,6 +257,63 @@ def test_summary_counts_customers(api):
 
     assert response.status_code == 200
     assert response.json()["customers"] == len(TRUTH.customers)
+
+
+# Formats of money and times
+
+MONEY = re.compile(r"^-?\d+\.\d{3}$")
+UTC_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A date followed by a time of day, with T or a space; any such string must match UTC_DATETIME.
+DATETIME_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+MONEY_KEY = re.compile(r"(revenue|price|order_value)$")
+TIME_KEY = re.compile(r"(_at|^window_end)$")
+DATE_KEY = re.compile(r"(_on|^period|^day)$")
+
+# (path, whether its JSON must contain a money field, whether it must contain a time)
+FORMAT_PATHS = [
+    ("/v1/customers/12347", True, True),
+    ("/v1/customers?limit=20", True, True),
+    (f"/v1/products/{KNOWN_PRODUCT[0]}", True, True),
+    ("/v1/analytics/revenue?granularity=month", True, False),
+    ("/v1/analytics/revenue?granularity=day", True, False),
+    ("/v1/analytics/top-products?limit=100&include_services=true", True, False),
+    ("/v1/analytics/top-products?limit=100&by=units", True, False),
+    ("/v1/analytics/summary", True, True),
+    ("/v1/customers/12347/sentiment", False, False),
+]
+
+
+def _walk(value, where: str = ""):
+    """Yield (location, key, value) for every member of every object in a JSON document."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{where}.{key}", key, item
+            yield from _walk(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{where}[{index}]")
+
+
+@pytest.mark.parametrize("path, has_money, has_time", FORMAT_PATHS, ids=[path for path, *_ in FORMAT_PATHS])
+def test_money_and_time_formats(api, path, has_money, has_time):
+    response = api.get(path)
+    members = [(where, key, value) for where, key, value in _walk(response.json()) if value is not None]
+    money = [(where, value) for where, key, value in members if MONEY_KEY.search(key)]
+    times = [(where, value) for where, key, value in members if TIME_KEY.search(key)]
+    dates = [(where, value) for where, key, value in members if DATE_KEY.search(key)]
+    datetime_like = [(where, value) for where, _, value in members
+                     if isinstance(value, str) and DATETIME_LIKE.match(value)]
+
+    assert response.status_code == 200, response.text
+    assert money or not has_money, "no money field to check"
+    assert times or not has_time, "no time field to check"
+    for where, value in money:
+        assert isinstance(value, str) and MONEY.match(value), f"{where} = {value!r} is not money with 3 decimals"
+    for where, value in times + datetime_like:
+        assert isinstance(value, str) and UTC_DATETIME.match(value), f"{where} = {value!r} is not ISO 8601 UTC"
+    for where, value in dates:
+        assert isinstance(value, str) and DATE.match(value), f"{where} = {value!r} is not an ISO 8601 date"
 
 
 # Health and OpenAPI

@@ -1,10 +1,12 @@
 """API keys, scopes, rate limits and the error shape, against a uvicorn process on the projected retail sample."""
 
 import re
+import shlex
 import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -48,10 +50,12 @@ def test_every_route_has_a_scope_row():
     def shape(path: str) -> str:
         return re.sub(r"\{[^}]+\}", "{}", path)
 
-    served = {(method, shape(route.path)) for route in app.routes for method in getattr(route, "methods", ())
-              if route.path.startswith("/v1/") and method != "HEAD"}
+    # The OpenAPI paths, because app.routes nests the included routers (FastAPI 0.165) and lists no /v1 route.
+    served = {(method.upper(), shape(path)) for path, operations in app.openapi()["paths"].items()
+              for method in operations if path.startswith("/v1/")}
     covered = {(method, shape(re.sub(r"/(12347|84879|auth-erasure-probe)(?=/|$)", "/{}", path.split("?")[0])))
                for method, path, *_ in ROUTES}
+    assert ("DELETE", "/v1/customers/{}") in served
     assert served - covered == set(), "routes without a row in ROUTES"
 
 
@@ -290,6 +294,15 @@ def test_wrong_method_is_problem(api, keys):
     assert "POST" in body["detail"]
 
 
+def test_405_allow_lists_every_router(api, keys):
+    # GET comes from the customers router and DELETE from the erasure router.
+    response = api.put("/v1/customers/12347", headers=_bearer(keys["admin"]))
+    body = _assert_problem(response, 405)
+
+    assert response.headers["allow"] == "GET, DELETE"
+    assert body["detail"].endswith("allowed: GET, DELETE")
+
+
 def test_validation_names_field(api, keys):
     body = _assert_problem(api.get("/v1/customers?limit=0", headers=_bearer(keys["admin"])), 422)
 
@@ -332,6 +345,7 @@ def test_cli_create_list_revoke(api, retail_pipeline):
     assert listed.returncode == 0, listed.stderr
     assert "cli-key" in line
     assert "analytics:read,events:write" in line
+    assert "default  default" in line
     assert token.split("_", 2)[2] not in listed.stdout
 
     revoked = retail_pipeline.run_cli("keys", "revoke", key_id)
@@ -350,6 +364,80 @@ def test_cli_rejects_bad_input(retail_pipeline):
     assert "everything" in unknown_scope.stderr
     assert unknown_key.returncode == 1
     assert "000000000000" in unknown_key.stderr
+
+
+def _curl_example(output: str) -> list[str]:
+    """Return the words of the curl example that `keys create` printed."""
+    return shlex.split(next(line.strip() for line in output.splitlines() if line.strip().startswith("curl ")))
+
+
+def _send_curl(api: httpx.Client, words: list[str]) -> httpx.Response:
+    """Send a curl command's request, with its headers and body, to the path of its URL on the test's API."""
+    headers = dict(words[index + 1].split(": ", 1) for index, word in enumerate(words) if word == "-H")
+    body = words[words.index("-d") + 1] if "-d" in words else None
+    return api.request("POST" if body else "GET", urlsplit(words[-1]).path, content=body, headers=headers)
+
+
+@pytest.mark.parametrize("scope, path", [
+    ("profiles:read", "/v1/customers/12347"),
+    ("analytics:read", "/v1/analytics/summary"),
+    ("events:write", "/v1/events"),
+    ("admin", "/v1/customers/12347"),
+])
+def test_cli_example_fits_scope(api, retail_pipeline, scope, path):
+    created = retail_pipeline.run_cli("keys", "create", "--name", f"example-{scope}", "--scope", scope)
+    words = _curl_example(created.stdout)
+    response = _send_curl(api, words)
+
+    assert created.returncode == 0, created.stderr
+    assert urlsplit(words[-1]).path == path
+    assert response.is_success, response.text
+
+
+def test_cli_lists_rate_and_burst(retail_pipeline):
+    created = retail_pipeline.run_cli("keys", "create", "--name", "limited", "--scope", "profiles:read",
+                                      "--rate-per-second", "2.5", "--burst", "7")
+    key_id = next(word for word in created.stdout.split() if word.startswith("cie_")).split("_")[1]
+    listed = retail_pipeline.run_cli("keys", "list")
+    line = next(line for line in listed.stdout.splitlines() if line.startswith(key_id))
+
+    assert listed.stdout.splitlines()[0].split()[3:5] == ["rate/s", "burst"]
+    assert line.split()[3:5] == ["2.5", "7"]
+
+
+@pytest.mark.parametrize("days", ["-1", "0", "nan", "inf", "1e9", "soon"])
+def test_cli_rejects_bad_expiry(retail_pipeline, days):
+    result = retail_pipeline.run_cli("keys", "create", "--name", "x", "--scope", "profiles:read", "--expires-in", days)
+
+    assert result.returncode == 2
+    assert "--expires-in" in result.stderr
+    assert days in result.stderr
+    assert "cie_" not in result.stdout
+
+
+def test_cli_revoke_twice_fails(retail_pipeline):
+    token = retail_pipeline.api_key("profiles:read", name="revoke-twice")
+    key_id = token.split("_")[1]
+    first = retail_pipeline.run_cli("keys", "revoke", key_id)
+    second = retail_pipeline.run_cli("keys", "revoke", key_id)
+    revoked_at = next(key.revoked_at for key in list_api_keys(retail_pipeline.settings) if key.key_id == key_id)
+    expected = f"{key_id} (revoke-twice) was already revoked at {revoked_at.astimezone(timezone.utc):%Y-%m-%d %H:%M}"
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 1
+    assert expected in second.stderr
+
+
+def test_cli_revoke_rejects_malformed_id(retail_pipeline):
+    token = retail_pipeline.api_key("profiles:read", name="not-an-id")
+    malformed = retail_pipeline.run_cli("keys", "revoke", "not-a-key")
+    whole_token = retail_pipeline.run_cli("keys", "revoke", token)
+
+    assert malformed.returncode == 2
+    assert "'not-a-key' is not a key id" in malformed.stderr
+    assert whole_token.returncode == 2
+    assert "that is a token, not a key id" in whole_token.stderr
+    assert token.split("_", 2)[2] not in whole_token.stderr
 
 
 def test_demo_key_file_used_by_report(api, retail_pipeline):

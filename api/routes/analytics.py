@@ -1,7 +1,6 @@
 """Revenue and product analytics from the ClickHouse projection."""
 
 from datetime import date
-from decimal import Decimal
 from enum import Enum
 from typing import Annotated
 
@@ -9,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api import queries
+from api.formats import Money, UtcDateTime, clickhouse_time, money
 from api.problems import Problem
 from api.routes.deps import get_stores
 from api.stores import Stores
@@ -28,9 +28,9 @@ class RankBy(str, Enum):
 
 class RevenuePoint(BaseModel):
     period: date
-    gross_revenue: Decimal
-    cancelled_revenue: Decimal
-    net_revenue: Decimal
+    gross_revenue: Money
+    cancelled_revenue: Money
+    net_revenue: Money
     units_sold: int
     units_cancelled: int
 
@@ -38,7 +38,7 @@ class RevenuePoint(BaseModel):
 class TopProduct(BaseModel):
     product_id: str
     description: str | None
-    net_revenue: Decimal
+    net_revenue: Money
     units_sold: int
     units_cancelled: int
 
@@ -49,9 +49,9 @@ class Summary(BaseModel):
     products: int
     orders: int
     cancellations: int
-    net_revenue: Decimal
-    first_event_at: str | None
-    last_event_at: str | None
+    net_revenue: Money
+    first_event_at: UtcDateTime | None
+    last_event_at: UtcDateTime | None
 
 
 # The range of ClickHouse's Date type (days since 1970 in a UInt16); the day columns cannot hold other dates.
@@ -88,8 +88,8 @@ def revenue(start: StartQuery = None, end: EndQuery = None, country: CountryQuer
     with stores.clickhouse() as client:
         rows = client.execute(queries.REVENUE.format(db=database, period=period, where=where), params)
     return [
-        {"period": period_, "gross_revenue": queries.money(gross), "cancelled_revenue": queries.money(cancelled),
-         "net_revenue": queries.money(gross) - queries.money(cancelled), "units_sold": sold, "units_cancelled": cancelled_units}
+        {"period": period_, "gross_revenue": money(gross), "cancelled_revenue": money(cancelled),
+         "net_revenue": money(gross) - money(cancelled), "units_sold": sold, "units_cancelled": cancelled_units}
         for period_, gross, cancelled, sold, cancelled_units in rows
     ]
 
@@ -134,7 +134,7 @@ def summary(stores: Stores = Depends(get_stores)):
         "products": products,
         "orders": by_type.get("order.placed", 0),
         "cancellations": by_type.get("order.cancelled", 0),
-        "net_revenue": queries.money(net),
-        "first_event_at": first if by_type else None,
-        "last_event_at": last if by_type else None,
+        "net_revenue": money(net),
+        "first_event_at": clickhouse_time(first) if by_type else None,
+        "last_event_at": clickhouse_time(last) if by_type else None,
     }

@@ -1,13 +1,13 @@
 """Customer profiles from the PostgreSQL projection, with the sealed traits decrypted for the response."""
 
 import logging
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
+from api.formats import Money, UtcDateTime
 from api.problems import not_found
 from api.routes.deps import get_stores
 from api.stores import Stores
@@ -24,20 +24,20 @@ CustomerIdPath = Annotated[str, Path(min_length=1, max_length=128, description="
 class CustomerProfile(BaseModel):
     customer_id: str
     country: str | None
-    registered_at: datetime | None
+    registered_at: UtcDateTime | None
     traits: dict[str, str] | None  # null once the customer is erased
-    first_order_at: datetime | None
-    last_order_at: datetime | None
+    first_order_at: UtcDateTime | None
+    last_order_at: UtcDateTime | None
     order_count: int
     cancellation_count: int
     units_purchased: int
     units_cancelled: int
-    gross_revenue: Decimal
-    cancelled_revenue: Decimal
-    net_revenue: Decimal
-    average_order_value: Decimal | None
+    gross_revenue: Money
+    cancelled_revenue: Money
+    net_revenue: Money
+    average_order_value: Money | None
     distinct_products: int
-    last_event_at: datetime | None
+    last_event_at: UtcDateTime | None
     erased: bool  # the customer's personal data was erased: traits and texts are null, counts stay
 
 

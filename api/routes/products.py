@@ -1,13 +1,13 @@
 """Products from the catalogue projection, with sales totals from ClickHouse."""
 
-from datetime import datetime
-from decimal import Decimal
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel
 
 from api import queries
+from api.formats import Money, UtcDateTime, money
 from api.problems import not_found
 from api.routes.deps import get_stores
 from api.stores import Stores
@@ -18,18 +18,18 @@ router = APIRouter(prefix="/v1/products", tags=["products"])
 class ProductSales(BaseModel):
     units_sold: int
     units_cancelled: int
-    net_revenue: Decimal
-    first_sold_on: str | None
-    last_sold_on: str | None
+    net_revenue: Money
+    first_sold_on: date | None
+    last_sold_on: date | None
 
 
 class Product(BaseModel):
     product_id: str
     description: str | None
-    unit_price: Decimal | None
+    unit_price: Money | None
     currency: str
     is_service: bool
-    updated_at: datetime
+    updated_at: UtcDateTime
     sales: ProductSales
 
 
@@ -50,7 +50,7 @@ def get_product(product_id: Annotated[str, Path(min_length=1, max_length=128)], 
     row["sales"] = {
         "units_sold": units_sold,
         "units_cancelled": units_cancelled,
-        "net_revenue": queries.money(net_revenue),
+        "net_revenue": money(net_revenue),
         "first_sold_on": first_day if lines else None,
         "last_sold_on": last_day if lines else None,
     }

@@ -3,13 +3,14 @@
 import asyncio
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, StringConstraints
 
 from api import queries
+from api.formats import UtcDateTime
 from api.problems import Problem, not_found
 from api.routes.deps import get_stores
 from api.stores import Stores
@@ -49,7 +50,7 @@ class ScoredText(BaseModel):
     source_event_id: str
     source_event_type: str
     product_id: str | None
-    occurred_at: datetime
+    occurred_at: UtcDateTime
     score: float
     label: Label
     confidence: float
@@ -58,7 +59,7 @@ class ScoredText(BaseModel):
 
 class Trend(BaseModel):
     window_days: int
-    window_end: datetime  # the customer's latest scored text; windows count back from it in event time
+    window_end: UtcDateTime  # the customer's latest scored text; windows count back from it in event time
     mean_last_window: float | None
     mean_previous_window: float | None
     change: float | None  # mean_last_window - mean_previous_window
@@ -72,7 +73,7 @@ class CustomerSentiment(BaseModel):
     half_life_days: float
     scored_count: int
     negative_count: int
-    last_negative_at: datetime | None
+    last_negative_at: UtcDateTime | None
     trend: Trend | None
     recent: list[ScoredText]
 

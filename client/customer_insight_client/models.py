@@ -134,8 +134,8 @@ class Summary(APIModel):
     orders: int
     cancellations: int
     net_revenue: Decimal
-    first_event_at: str | None = None
-    last_event_at: str | None = None
+    first_event_at: datetime | None = None
+    last_event_at: datetime | None = None
 
 
 # Sentiment
