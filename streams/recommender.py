@@ -53,7 +53,9 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from cie.recommend import Recommender
-from cie.recommend.keys import LIST_KINDS, RecoKeys, offset_field, parse_offset_field
+from cie.recommend.keys import (
+    LIST_KINDS, RecoKeys, encode_reasons, offset_field, parse_offset_field, reasons_field,
+)
 from cie.recommend.model import Recommendation
 from cie.recommend.serving import CustomerLists, ListBuilder
 from cie.settings import Settings, consumer_group_for
@@ -69,6 +71,9 @@ CUSTOMER_TYPES = LEARNED_TYPES - {"product.upserted"}
 TRENDING_REFRESH_SECONDS = 1.0
 SIMILAR_BATCH = 25
 STATS_SECONDS = 10.0
+# Max share of a loop that learned events for the slower work (queued SGD steps, exact lists, trends,
+# similar products). A loop that learned nothing gives it CIE_RECO_REFRESH_BUDGET_SECONDS.
+SLOW_WORK_SHARE = 0.25
 EVENT_ID_BYTES = 16
 
 
@@ -221,6 +226,7 @@ class RecommenderWorker:
         # What this worker wrote to the names hash and the blocked set: product -> description, eligible.
         self.written_names: dict[str, str] = {}
         self.written_eligibility: dict[str, bool] = {}
+        self.written_lists: dict[str, dict[str, int]] = {}  # customer -> kind -> hash of the list last written
         self.received: dict[tuple[str, int], int] = dict(self.learned)  # last offset buffered per partition
         self.waits: dict[tuple[str, int], int] = {}  # times the merge waited for a partition, since the last stats line
         self.stats_at, self.stats_events = time.monotonic(), self.model.events_learned
@@ -270,6 +276,9 @@ class RecommenderWorker:
         The slower work (the factorisation's SGD steps, exact discover lists,
         trends, similar products) runs for about ``CIE_RECO_REFRESH_BUDGET_SECONDS``
         per loop, so it delays a purchase's buy-again list by about that much at most.
+        In a loop that learned events it runs for at most a third of the learning time
+        (``SLOW_WORK_SHARE`` of the loop). One exact list or one batch of SGD steps
+        can take longer than that, because the budget is checked between them.
         """
         settings = self.settings
         while not self.stopping:
@@ -283,8 +292,14 @@ class RecommenderWorker:
             touched = self._merge_and_learn(settings.reco_batch_size)
             if touched is not None:
                 self._write_fast(*touched)
+            learned_at = mark
             mark = self._time("learn and lists", mark)
-            self._refresh_slow(settings.reco_refresh_budget_seconds)
+            budget = settings.reco_refresh_budget_seconds
+            if touched is not None:
+                # While events arrive, the slower work gets at most SLOW_WORK_SHARE of the loop, so that
+                # short loops stay short and the next purchase waits less for its buy-again list.
+                budget = min(budget, (mark - learned_at) * SLOW_WORK_SHARE / (1 - SLOW_WORK_SHARE))
+            self._refresh_slow(budget)
             mark = self._time("refresh", mark)
             self._maybe_checkpoint(consumer)
             self._time("checkpoint", mark)
@@ -478,22 +493,29 @@ class RecommenderWorker:
         self.pending_trending.update(countries)
 
     def _write_lists(self, pipe, lists: CustomerLists) -> None:
+        """Queue the writes of one customer's lists: a sorted set per list that changed, and the meta hash.
+
+        A list equal to the one this worker last wrote for the customer is not
+        written again (on the fast path the discover list mostly is). The
+        digests are kept only while this worker leads, and every failed write
+        ends the leadership, so a digest never describes a write that did not happen.
+        """
         keys, customer_id = self.keys, lists.customer_id
-        reasons: dict[str, str] = {}
+        written = self.written_lists.setdefault(customer_id, {})
+        meta = {"cold_start": int(lists.cold_start), "country": lists.country or "", "exact": int(lists.exact),
+                "clock": repr(self.model.clock), "updated_at": repr(time.time())}
         for kind in LIST_KINDS:
+            items = lists.lists[kind]
+            meta[reasons_field(kind)] = encode_reasons((item.product_id, item.reason) for item in items)
+            digest = hash(tuple(items))
+            if written.get(kind) == digest:
+                continue
+            written[kind] = digest
             key = keys.customer_list(customer_id, kind)
             pipe.delete(key)
-            items = lists.lists[kind]
             if items:
                 pipe.zadd(key, {item.product_id: item.score for item in items})
-            for rank, item in enumerate(items):
-                reasons[f"{kind}:{item.product_id}"] = f"{rank}|{item.reason}"
-        pipe.delete(keys.customer_reasons(customer_id))
-        if reasons:
-            pipe.hset(keys.customer_reasons(customer_id), mapping=reasons)
-        pipe.hset(keys.customer_meta(customer_id), mapping={
-            "cold_start": int(lists.cold_start), "country": lists.country or "", "exact": int(lists.exact),
-            "clock": repr(self.model.clock), "updated_at": repr(time.time())})
+        pipe.hset(keys.customer_meta(customer_id), mapping=meta)
 
     def _write_ranked(self, pipe, key: str, reasons_key: str, items: list[Recommendation]) -> None:
         pipe.delete(key, reasons_key)

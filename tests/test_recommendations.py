@@ -24,7 +24,7 @@ import redis
 from cie.catalog import is_service_code
 from cie.kafka import EventPublisher
 from cie.recommend.events import retail_events
-from cie.recommend.keys import LIST_KINDS, RecoKeys
+from cie.recommend.keys import LIST_KINDS, RecoKeys, decode_reasons, reasons_field
 from projections.offsets import projection_lags, recommender_lag
 from streams.recommender import load_checkpoint
 from tests.conftest import REPO, RETAIL_SAMPLE, clear_recommender, make_namespace, wait_until
@@ -68,21 +68,26 @@ def _checkpoint(space):
     return load_checkpoint(_redis(space), RecoKeys.from_settings(space.settings))
 
 
-def _stored_list(space, key_list: str, key_reasons: str, kind: str | None) -> list[tuple[str, str]]:
-    """A list as (product, reason) in the worker's order."""
+def _stored_list(space, key_list: str, key_reasons: str) -> list[tuple[str, str]]:
+    """A trending or similar list as (product, reason) in the worker's order."""
     client = _redis(space)
     members = [member.decode() for member in client.zrange(key_list, 0, -1)]
     reasons = {field.decode(): value.decode() for field, value in client.hgetall(key_reasons).items()}
     entries = []
     for product in members:
-        rank, _, reason = reasons[f"{kind}:{product}" if kind else product].partition("|")
+        rank, _, reason = reasons[product].partition("|")
         entries.append((int(rank), product, reason))
     return [(product, reason) for _, product, reason in sorted(entries)]
 
 
 def _customer_list(space, customer_id: str, kind: str) -> list[tuple[str, str]]:
+    """A customer's list as (product, reason) in the worker's order; the reasons are in the meta hash."""
     keys = RecoKeys.from_settings(space.settings)
-    return _stored_list(space, keys.customer_list(customer_id, kind), keys.customer_reasons(customer_id), kind)
+    client = _redis(space)
+    members = {member.decode() for member in client.zrange(keys.customer_list(customer_id, kind), 0, -1)}
+    reasons = decode_reasons(client.hget(keys.customer_meta(customer_id), reasons_field(kind)))
+    assert set(reasons) == members, (customer_id, kind)
+    return [(product, reason) for product, (_, reason) in sorted(reasons.items(), key=lambda entry: entry[1][0])]
 
 
 def _all_lists(space) -> dict:
@@ -97,10 +102,10 @@ def _all_lists(space) -> dict:
             result[name] = _customer_list(space, customer, kind)
         elif name.startswith(f"{keys.prefix}:trending:") or name == keys.trending(None):
             country = name.split(":trending:", 1)[1] if ":trending:" in name else None
-            result[name] = _stored_list(space, name, keys.trending_reasons(country), None)
+            result[name] = _stored_list(space, name, keys.trending_reasons(country))
         elif name.endswith(":similar"):
             product = name[len(keys.prefix) + 3:-len(":similar")]
-            result[name] = _stored_list(space, name, keys.similar_reasons(product), None)
+            result[name] = _stored_list(space, name, keys.similar_reasons(product))
     return result
 
 
@@ -293,7 +298,7 @@ def test_unknown_customer_gets_cold_start(reco):
     assert body["country"] is None
     assert len(body["items"]) == 5
     keys = RecoKeys.from_settings(reco.settings)
-    expected = _stored_list(reco, keys.trending(None), keys.trending_reasons(None), None)[:5]
+    expected = _stored_list(reco, keys.trending(None), keys.trending_reasons(None))[:5]
     assert [(item["product_id"], item["reason"]) for item in body["items"]] == expected
     assert all(item["reason"] == "trending now" for item in body["items"])
     assert _recommendations(reco.http, "nobody", kind="buy_again")["items"] == []
@@ -310,7 +315,7 @@ def test_registered_customer_gets_country_trend(reco):
     assert body["items"]
     assert all(item["reason"] == "trending in Germany" for item in body["items"])
     keys = RecoKeys.from_settings(reco.settings)
-    german = _stored_list(reco, keys.trending("Germany"), keys.trending_reasons("Germany"), None)
+    german = _stored_list(reco, keys.trending("Germany"), keys.trending_reasons("Germany"))
     assert [(i["product_id"], i["reason"]) for i in body["items"]] == german[:5]
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from api.problems import Problem, not_found
 from api.routes.deps import get_stores
 from api.stores import Stores
-from cie.recommend.keys import RecoKeys
+from cie.recommend.keys import RecoKeys, decode_reasons, reasons_field
 
 router = APIRouter(tags=["recommendations"])
 
@@ -52,28 +52,33 @@ def _not_ready() -> Problem:
                    "recommendations-not-ready", headers={"Retry-After": "5"})
 
 
-def _ranked(stores: Stores, keys: RecoKeys, list_key: str, reasons_key: str, reason_field, limit: int,
-            reasons: dict | None = None) -> list[dict]:
-    """Read a sorted set with its reasons, drop blocked products, keep the worker's order, add names."""
-    client = stores.redis
-    with client.pipeline(transaction=False) as pipe:
+def _read_ranked(stores: Stores, list_key: str, reasons_key: str) -> tuple[list, dict[str, tuple[int, str]]]:
+    """Read a trending or similar list: the sorted set, and its reasons hash (product -> "<rank>|<reason>")."""
+    with stores.redis.pipeline(transaction=True) as pipe:
         pipe.zrevrange(list_key, 0, -1, withscores=True)
-        if reasons is None:
-            pipe.hgetall(reasons_key)
-        results = pipe.execute()
-    members = results[0]
-    if reasons is None:
-        reasons = results[1]
+        pipe.hgetall(reasons_key)
+        members, stored = pipe.execute()
+    reasons = {}
+    for product, value in stored.items():
+        rank, _, reason = value.decode().partition("|")
+        reasons[product.decode()] = (int(rank), reason)
+    return members, reasons
+
+
+def _ranked(stores: Stores, keys: RecoKeys, members: list, reasons: dict[str, tuple[int, str]],
+            limit: int) -> list[dict]:
+    """Drop blocked products from a sorted set's members, keep the worker's order, add reasons and names."""
     if not members:
         return []
+    client = stores.redis
     products = [member.decode() for member, _ in members]
     blocked = client.smismember(keys.blocked, products)
     entries = []
     for (product, (_, score)), is_blocked in zip(zip(products, members), blocked):
         if is_blocked:
             continue
-        rank, _, reason = reasons.get(reason_field(product).encode(), b"0|").decode().partition("|")
-        entries.append((int(rank), product, score, reason))
+        rank, reason = reasons.get(product, (0, ""))
+        entries.append((rank, product, score, reason))
     entries.sort(key=lambda entry: entry[0])  # the worker's order breaks score ties like the model
     entries = entries[:limit]
     names = client.hmget(keys.names, [product for _, product, _, _ in entries]) if entries else []
@@ -97,11 +102,15 @@ def customer_recommendations(
                                             "again; discover: products the customer never bought")] = "all",
 ):
     keys = RecoKeys.from_settings(stores.settings)
-    meta = stores.redis.hgetall(keys.customer_meta(customer_id))
+    # One transaction, so that the list and its reasons in the meta hash come from the same write.
+    with stores.redis.pipeline(transaction=True) as pipe:
+        pipe.hgetall(keys.customer_meta(customer_id))
+        pipe.zrevrange(keys.customer_list(customer_id, kind), 0, -1, withscores=True)
+        meta, members = pipe.execute()
     if meta:
         country = meta.get(b"country", b"").decode() or None
-        items = _ranked(stores, keys, keys.customer_list(customer_id, kind), keys.customer_reasons(customer_id),
-                        lambda product: f"{kind}:{product}", limit)
+        reasons = decode_reasons(meta.get(reasons_field(kind).encode()))
+        items = _ranked(stores, keys, members, reasons, limit)
         return {"customer_id": customer_id, "kind": kind, "cold_start": meta.get(b"cold_start") == b"1",
                 "country": country, "items": items}
 
@@ -113,9 +122,10 @@ def customer_recommendations(
     items: list[dict] = []
     if kind != "buy_again":
         if country and stores.redis.exists(keys.trending(country)):
-            items = _ranked(stores, keys, keys.trending(country), keys.trending_reasons(country), str, limit)
+            members, reasons = _read_ranked(stores, keys.trending(country), keys.trending_reasons(country))
         else:
-            items = _ranked(stores, keys, keys.trending(None), keys.trending_reasons(None), str, limit)
+            members, reasons = _read_ranked(stores, keys.trending(None), keys.trending_reasons(None))
+        items = _ranked(stores, keys, members, reasons, limit)
     return {"customer_id": customer_id, "kind": kind, "cold_start": True, "country": country, "items": items}
 
 
@@ -137,5 +147,6 @@ def similar_products(product_id: ProductIdPath, stores: Stores = Depends(get_sto
         name = row["description"]
     elif isinstance(name, bytes):
         name = name.decode()
-    items = _ranked(stores, keys, keys.similar(product_id), keys.similar_reasons(product_id), str, limit)
+    members, reasons = _read_ranked(stores, keys.similar(product_id), keys.similar_reasons(product_id))
+    items = _ranked(stores, keys, members, reasons, limit)
     return {"product_id": product_id, "name": name, "items": items}

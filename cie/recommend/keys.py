@@ -12,8 +12,8 @@ test) never collide.
 | ``leader`` | string | token of the worker that holds the leader lock (expires) |
 | ``progress`` | hash | offsets learned so far (ahead of the checkpoint; for watching, not for resuming) |
 | ``c:<customer>:all``, ``:buy_again``, ``:discover`` | sorted set | product -> score |
-| ``c:<customer>:reasons`` | hash | ``<kind>:<product>`` -> reason |
-| ``c:<customer>:meta`` | hash | ``cold_start`` (0/1), ``country``, ``updated_at`` |
+| ``c:<customer>:meta`` | hash | ``cold_start`` (0/1), ``country``, ``exact``, ``clock``, ``updated_at``, and |
+| | | ``reasons:<kind>``: the list's products and reasons in rank order (``encode_reasons``) |
 | ``trending:<country>`` and ``trending`` | sorted set | the cold-start list of a country, and of everyone |
 | ``p:<product>:similar`` | sorted set | similar product -> cosine of their buyers |
 | ``p:<product>:reasons`` | hash | similar product -> reason |
@@ -23,6 +23,7 @@ test) never collide.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from cie.settings import Settings
@@ -73,9 +74,6 @@ class RecoKeys:
     def customer_list(self, customer_id: str, kind: str) -> str:
         return f"{self.prefix}:c:{customer_id}:{kind}"
 
-    def customer_reasons(self, customer_id: str) -> str:
-        return f"{self.prefix}:c:{customer_id}:reasons"
-
     def customer_meta(self, customer_id: str) -> str:
         return f"{self.prefix}:c:{customer_id}:meta"
 
@@ -104,3 +102,25 @@ def offset_field(topic: str, partition: int) -> str:
 def parse_offset_field(field: str) -> tuple[str, int]:
     topic, _, partition = field.rpartition(":")
     return topic, int(partition)
+
+
+def reasons_field(kind: str) -> str:
+    """Field of a customer's meta hash that contains the products and reasons of one list."""
+    return f"reasons:{kind}"
+
+
+def encode_reasons(items) -> str:
+    """Encode (product_id, reason) pairs, best first, as one JSON value: ``[[product, reason], ...]``.
+
+    One value per list costs one command argument, where a hash field per
+    product cost two per product.
+    """
+    return json.dumps([[product_id, reason] for product_id, reason in items], ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+def decode_reasons(value: bytes | str | None) -> dict[str, tuple[int, str]]:
+    """Map each product of an ``encode_reasons`` value to its (rank, reason); an empty dict for None."""
+    if not value:
+        return {}
+    return {product_id: (rank, reason) for rank, (product_id, reason) in enumerate(json.loads(value))}

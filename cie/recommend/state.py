@@ -22,7 +22,10 @@ from typing import Any
 import numpy as np
 
 MAGIC = b"CIEREC\x00\x01"
-COMPRESSION_LEVEL = 6
+# Level 1: on the full retail history with 2.8 million queued factorisation steps (9 MB at level 6),
+# level 1 took 0.41 s where level 6 took 1.24 s, for 17% more bytes. The worker learns nothing
+# while it writes a checkpoint, so the time matters more than the size.
+COMPRESSION_LEVEL = 1
 # The dtypes that the container accepts. Any other dtype, object arrays above all, is rejected.
 ALLOWED_DTYPES = frozenset({"<f8", "<f4", "<i8", "<i4", "<i2", "|i1", "|u1", "|b1"})
 
