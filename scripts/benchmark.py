@@ -35,6 +35,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from cie.crypto.master import ensure_key_file  # noqa: E402
+
+# Like the local stack and the tests: the development master key in $CIE_DATA_DIR/master.key unless CIE_MASTER_KEY is set.
+if not os.environ.get("CIE_MASTER_KEY"):
+    os.environ["CIE_MASTER_KEY"] = ensure_key_file(Path(os.environ.get("CIE_DATA_DIR", REPO / ".data")) / "master.key")
+
 from cie.cli import DEFAULT_RETAIL_DIR  # noqa: E402
 from cie.importers.publish import import_retail  # noqa: E402
 from cie.kafka import admin_client  # noqa: E402

@@ -289,7 +289,7 @@ class RecommenderWorker:
             messages = consumer.consume(num_messages=settings.reco_batch_size, timeout=0.01 if busy else 0.05)
             self._buffer(messages)
             mark = self._time("consume", mark)
-            touched = self._merge_and_learn(settings.reco_batch_size)
+            touched = self._merge_and_learn(settings.reco_batch_size, time.monotonic() + settings.reco_batch_seconds)
             if touched is not None:
                 self._write_fast(*touched)
             learned_at = mark
@@ -369,13 +369,18 @@ class RecommenderWorker:
         self.stats_at, self.stats_events, self.waits = now, self.model.events_learned, {}
         self.loops, self.step_seconds = 0, {}
 
-    def _merge_and_learn(self, limit: int):
-        """Learn up to ``limit`` events in merge order; return what they touched, or None if nothing."""
+    def _merge_and_learn(self, limit: int, deadline: float = float("inf")):
+        """Learn up to ``limit`` events in merge order, until ``deadline``; return what they touched, or None.
+
+        The clock is read every 32 events, so a batch may run past the deadline by up to 31 events.
+        """
         customers: dict[str, None] = {}
         products: dict[str, None] = {}
         countries: set[str | None] = set()
         learned = 0
         while learned < limit:
+            if learned % 32 == 31 and time.monotonic() > deadline:
+                break
             best, blocked = None, False
             for tp in self.partitions:
                 buffer = self.buffers[tp]
