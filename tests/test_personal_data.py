@@ -187,6 +187,13 @@ def test_erasure_end_to_end(pii_pipeline):
     response = http.delete(f"/v1/customers/{customer}", params={"reason": "data subject request"})
     assert response.status_code == 202, response.text
     erasure_id = response.json()["event_id"]
+    at_once = http.post("/v1/events", json={"event_type": "support.message_sent", "customer_id": customer,
+                                            "ticket_id": "T-8", "channel": "email", "text": "Anyone?",
+                                            "occurred_at": NOW.isoformat()})
+    repeated_at_once = http.delete(f"/v1/customers/{customer}")
+    assert at_once.status_code == 410, at_once.text
+    assert repeated_at_once.status_code == 200, repeated_at_once.text
+    assert repeated_at_once.json()["event_id"] == erasure_id
     erased = wait_until(lambda: (body := http.get(f"/v1/customers/{customer}").json())["erased"] and body,
                         timeout=60, message="the API to show the customer as erased")
     space.wait_caught_up()

@@ -247,3 +247,24 @@ def test_empty_model_recommends_nothing():
 def test_corrupt_state_rejected():
     with pytest.raises(ValueError, match="not zlib data"):
         Recommender.from_state_bytes(b"not a state")
+
+
+def test_later_reviews_do_not_age_out_sales(events):
+    """A review years after the last sale moves the clock, but the shop's products stay recommendable.
+
+    The order of the buy-again list may change, because recency is scored at the later clock.
+    """
+    model = learned(events)
+    before = [r.product_id for r in model.recommend("C03", n=10, kind="buy_again")]
+    last_sale = events[-1]["occurred_at"]
+    model.learn({"event_type": "review.submitted", "event_id": "r-later", "customer_id": "reviewer-1",
+                 "review_id": "R1", "product_id": "ELSEWHERE-1", "rating": 5, "text": "great",
+                 "occurred_at": last_sale + timedelta(days=6 * 365)})
+
+    after = [r.product_id for r in model.recommend("C03", n=10, kind="buy_again")]
+    discover = [r.product_id for r in model.recommend("C03", n=10, kind="discover")]
+
+    assert before
+    assert len(after) == len(before)
+    assert set(after) <= ordered_products(events, "C03")
+    assert discover

@@ -1,11 +1,14 @@
 """Erasure of a customer's personal data: ``DELETE /v1/customers/{id}`` produces a customer.erased event.
 
-The route only produces the event. The projection worker destroys the
-customer's data key and clears the personal fields of the projections when it
-applies the event (projections/erasure.py), usually within a second.
+The route produces the event and destroys the customer's data key at once, so
+that the next event request for the customer gets 410. The projection worker
+destroys the key again (idempotent) and clears the personal fields of the
+projections when it applies the event (projections/erasure.py), usually within
+a second.
 """
 
 import asyncio
+import logging
 from datetime import datetime, timezone
 from typing import Annotated
 from uuid import UUID
@@ -18,8 +21,10 @@ from api.problems import not_found
 from api.routes.deps import get_stores
 from api.routes.events import produce_records
 from api.stores import Stores
-from cie.crypto.keyring import key_table
+from cie.crypto.keyring import destroy_keys, key_table
 from schemas.events import CustomerErased
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/customers", tags=["erasure"])
 
@@ -63,8 +68,18 @@ async def erase_customer(
         response.status_code = 200
         return {"customer_id": customer_id, "event_id": erasure_event_id, "already_erased": True}
 
-    # 3. Produce the erasure; the projection worker destroys the key when it applies it.
+    # 3. Produce the erasure, then destroy the key at once: the next request for this customer
+    #    gets 410 without waiting for the worker, which destroys it again (idempotent) when it
+    #    applies the event and clears the projections.
     now = datetime.now(timezone.utc)
     event = CustomerErased(customer_id=customer_id, occurred_at=now, reason=reason, source="api")
     await produce_records(stores, [event.to_record(now)])
+    await asyncio.to_thread(_destroy_key, stores, customer_id, now, str(event.event_id))
+    log.info("erasure event %s produced and its data key destroyed", event.event_id)
     return {"customer_id": customer_id, "event_id": event.event_id}
+
+
+def _destroy_key(stores: Stores, customer_id: str, erased_at: datetime, event_id: str) -> None:
+    with stores.postgres.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+        destroy_keys(cursor, stores.settings.postgres_schema, [(customer_id, erased_at, event_id)])
+    stores.keyring.forget([customer_id])

@@ -48,12 +48,19 @@ def _scaled(scores: np.ndarray) -> np.ndarray:
 
 def eligible_products(model: Recommender, now: float) -> np.ndarray:
     """Products that may be recommended to anyone at ``now``: sold at a positive price, not a
-    service, positive net units, and sold within ``max_days_unsold``."""
+    service, positive net units, and sold within ``max_days_unsold`` of the latest sale.
+
+    The age counts from the latest sale of any product, not from ``now``. Other events move
+    the clock too (reviews of products the shop does not sell, for example), and they must not
+    age the whole catalogue out.
+    """
     products = model.products
     flags = products.view("flags")
+    last_sold = products.view("last_sold")
     ok = ((flags & SOLD) != 0) & ((flags & SERVICE) == 0)
     ok &= products.view("units_sold") > 0
-    ok &= products.view("last_sold") >= now - model.config.max_days_unsold * SECONDS_PER_DAY
+    latest_sale = min(now, float(last_sold.max())) if last_sold.size else now
+    ok &= last_sold >= latest_sale - model.config.max_days_unsold * SECONDS_PER_DAY
     return ok
 
 
