@@ -71,6 +71,7 @@ address_of() {
         api) echo "http://$API_HOST:$API_PORT" ;;
         worker) echo "consumer group $group" ;;
         scorer) echo "consumer group $group-scorer" ;;
+        recommender) echo "consumer group $group-recommender" ;;
     esac
 }
 

@@ -259,8 +259,8 @@ class Recommender:
             self.descriptions.append("")
             if is_service_code(product_id):
                 self.products.flags[index] = SERVICE
-        if description and not self.descriptions[index]:
-            self.descriptions[index] = description.strip()
+        if description and description.strip():
+            self.descriptions[index] = description.strip()  # the latest name, as the catalogue projection keeps it
         return index
 
     def _customer(self, customer_id: str) -> int:
