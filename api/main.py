@@ -36,19 +36,11 @@ def create_app() -> FastAPI:
     problems.install(app)
     # Every router but health needs an API key with the router's scope (admin passes everywhere); see api/auth.py.
     app.include_router(health.router)
-    app.include_router(customers.router, dependencies=[Depends(require_scope("profiles:read"))],
-                       responses=AUTH_RESPONSES)
-    app.include_router(products.router, dependencies=[Depends(require_scope("profiles:read"))],
-                       responses=AUTH_RESPONSES)
-    app.include_router(sentiment.router, dependencies=[Depends(require_scope("profiles:read"))],
-                       responses=AUTH_RESPONSES)
-    app.include_router(analytics.router, dependencies=[Depends(require_scope("analytics:read"))],
-                       responses=AUTH_RESPONSES)
-    app.include_router(events.router, dependencies=[Depends(require_scope("events:write"))],
-                       responses=AUTH_RESPONSES)
-    app.include_router(recommendations.router, dependencies=[Depends(require_scope("profiles:read"))],
-                       responses=AUTH_RESPONSES)
-    app.include_router(erasure.router, dependencies=[Depends(require_scope("admin"))], responses=AUTH_RESPONSES)
+    scoped = [(customers, "profiles:read"), (products, "profiles:read"), (sentiment, "profiles:read"),
+              (recommendations, "profiles:read"), (analytics, "analytics:read"), (events, "events:write"),
+              (erasure, "admin")]
+    for module, scope in scoped:
+        app.include_router(module.router, dependencies=[Depends(require_scope(scope))], responses=AUTH_RESPONSES)
     return app
 
 

@@ -66,15 +66,15 @@ class Settings(BaseSettings):
     reco_similar_size: int = Field(20, alias="CIE_RECO_SIMILAR_SIZE", ge=1, le=500)
     # Most events learned between two rewrites of the changed customers' lists.
     reco_batch_size: int = Field(2000, alias="CIE_RECO_BATCH_SIZE", ge=1)
-    # Longest time spent learning before the touched customers' lists are written, so that after a
+    # Maximum time spent learning before the touched customers' lists are written, so that after a
     # pause (a checkpoint, a burst) one long batch does not hold back every purchase in it.
     reco_batch_seconds: float = Field(0.1, alias="CIE_RECO_BATCH_SECONDS", gt=0)
-    # Time per loop for the slower work (the factorisation's SGD steps, exact discover lists, trends,
-    # similar products); a purchase's buy-again list waits for at most about this long.
+    # Time per loop for the slower work: the factorisation's SGD steps, exact discover lists, trends and
+    # similar products. A purchase's buy-again list waits for at most about this long.
     reco_refresh_budget_seconds: float = Field(0.1, alias="CIE_RECO_REFRESH_BUDGET_SECONDS", gt=0)
     # Once caught up after learning at least this many events, rewrite every customer's lists, every
-    # country's trend and every product's similar list, so that lists of customers without new events
-    # follow the model too (their scores age, and trends and neighbours move).
+    # country's trend and every product's similar list. Lists of customers without new events then
+    # follow the model too, because their scores age and trends and neighbours move.
     reco_sweep_events: int = Field(1000, alias="CIE_RECO_SWEEP_EVENTS", ge=1)
 
 

@@ -190,7 +190,7 @@ class RecommenderWorker:
                     log.info("recommender %s is the leader", self.lock.token.decode())
                     return True
                 if not announced:
-                    log.info("recommender %s is on standby; %s holds the leader lock",
+                    log.info("recommender %s is on standby; the leader lock belongs to %s",
                              self.lock.token.decode(), self.lock.holder())
                     announced = True
             except redis.ConnectionError as error:
@@ -345,7 +345,7 @@ class RecommenderWorker:
         Kafka sends the partition-EOF event only with the next fetch response
         that has nothing new. Under steady traffic that response may not come,
         and the merge would wait for the partition's next record. The high watermark
-        cached from the last fetch response gives the same answer without waiting.
+        cached from the last fetch response tells the same without waiting.
         """
         _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
         if high >= 0 and self.received.get(tp, -1) + 1 >= high:

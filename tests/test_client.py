@@ -610,7 +610,7 @@ def test_sent_review_scored(client, raw, new_customer_id):
                              occurred_at=datetime(2024, 3, 2, tzinfo=timezone.utc))
     client.send_event(review)
 
-    # Both answer 404 until the projection has the first score.
+    # Both return 404 until the projection has the first score.
     sentiment = wait_until(lambda: (s := found_or_none(client.get_customer_sentiment, new_customer_id)) and
                            s.scored_count and s, timeout=120, message=f"the review of {new_customer_id} to be scored")
     product = wait_until(lambda: (p := found_or_none(client.get_product_sentiment, "CLIENT-P1")) and p.texts and p,

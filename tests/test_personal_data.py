@@ -1,7 +1,7 @@
 """Personal data at rest and its erasure, through the real API, Kafka, worker, PostgreSQL and ClickHouse.
 
 Checks read the raw PostgreSQL rows (psycopg) and the raw Kafka records
-(confluent-kafka), not only the API's answers.
+(confluent-kafka), not only the API's responses.
 """
 
 import signal

@@ -7,10 +7,7 @@ the source events.
 """
 
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -28,6 +25,7 @@ from cie.recommend.keys import LIST_KINDS, RecoKeys, decode_reasons, reasons_fie
 from projections.offsets import projection_lags, recommender_lag
 from streams.recommender import load_checkpoint
 from tests.conftest import REPO, RETAIL_SAMPLE, clear_recommender, make_namespace, wait_until
+from tests.test_api import UVICORN, _free_port, _stop, _wait_ready
 
 RECO_ENV = {
     "CIE_RECO_SWEEP_EVENTS": "1",  # every caught-up moment rewrites every list: lists then equal the model
@@ -35,12 +33,6 @@ RECO_ENV = {
     "CIE_RECO_IDLE_CHECKPOINT_SECONDS": "0.2",
 }
 LATE = datetime(2011, 12, 10, 12, 0, tzinfo=timezone.utc)  # after the last event of the sample
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _use_reco_env(space) -> None:
@@ -148,25 +140,17 @@ def reco(tmp_path_factory):
     _wait_all(space)
 
     port = _free_port()
-    env = {**space.env, "CIE_API_PORT": str(port)}
-    api = subprocess.Popen([str(Path(sys.executable).parent / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
-                            "--port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    log_path = space.tmp / "api.log"
+    api = subprocess.Popen([UVICORN, "api.main:app", "--host", "127.0.0.1", "--port", str(port)],
+                           env={**space.env, "CIE_API_PORT": str(port)}, cwd=REPO,
+                           stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
                         headers={"Authorization": f"Bearer {space.api_key(['profiles:read', 'events:write'])}"})
-
-    def ready():
-        try:
-            return http.get("/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(ready, timeout=60, message="the API to be ready")
+    _wait_ready(http, api, log_path)
     space.http = http
     yield space
     http.close()
-    api.send_signal(signal.SIGTERM)
-    api.wait(30)
+    _stop(api)
     space.cleanup()
 
 

@@ -1,4 +1,4 @@
-"""Event intake: validate, seal personal fields, produce to Kafka, answer 202. Never writes a projection."""
+"""Event intake: validate, seal personal fields, produce to Kafka, return 202. Never writes a projection."""
 
 import asyncio
 from datetime import datetime, timezone

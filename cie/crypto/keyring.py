@@ -9,7 +9,7 @@ reads the keys of the live schema.
 Erasure overwrites the wrapped key with NULL and stamps ``erased_at`` in the
 same row, so the row becomes a tombstone. Creation is ``INSERT ... ON CONFLICT
 DO NOTHING`` on the same primary key, so whichever of a creation and an erasure
-comes second sees the first: no key is ever issued again to an erased customer.
+comes second finds the row of the first. No key is ever issued again to an erased customer.
 """
 
 import logging

@@ -150,7 +150,7 @@ class ListBuilder:
     # ------------------------------------------------------------ countries
 
     def trending(self, country: str | None) -> list[Recommendation]:
-        """The cold-start list of a country (or of everyone for None), with reasons "trending in <country>"."""
+        """Build the cold-start list of a country (or of everyone for None), with reasons "trending in <country>"."""
         scores = customer_scores(self.model, None, country=country, shared=self.shared)
         return [Recommendation(item.product_id, item.score, item.reason.removeprefix(COLD_START_PREFIX))
                 for item in recommend_from_scores(scores, "all", self.list_size)]

@@ -9,7 +9,7 @@ object or set ``event_id`` in the dict, because a new call with a dict that
 has no ``event_id`` gets a new id.
 
 The models check types only; the server checks the rest (positive
-quantities, a timezone in ``occurred_at``, unique line numbers) and answers
+quantities, a timezone in ``occurred_at``, unique line numbers) and responds with
 422 naming the field, raised as ``ValidationError``.
 """
 
