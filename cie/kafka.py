@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from typing import Any, Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
@@ -82,8 +83,15 @@ class EventPublisher:
             self.delivered += 1
 
     def publish(self, record: dict[str, Any]) -> None:
+        self.produce(*self.encode(record))
+
+    def encode(self, record: dict[str, Any]) -> tuple[str, bytes, bytes]:
+        """Return the topic, key and Avro value of an event record, checked against its schema."""
         topic, key = route_event(self.topics, record)
-        value = encode_event(record)
+        return topic, key, encode_event(record)
+
+    def produce(self, topic: str, key: bytes, value: bytes) -> None:
+        """Produce one encoded event (from ``encode``); delivery failures surface in ``flush``."""
         while True:
             try:
                 self.producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
@@ -121,11 +129,24 @@ def end_offsets(settings: Settings, topics: list[str], timeout: float = 10.0) ->
             if topic not in metadata.topics:
                 continue
             for partition in metadata.topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
-                result[(topic, partition)] = high
+                result[(topic, partition)] = _high_watermark(consumer, TopicPartition(topic, partition), timeout)
         return result
     finally:
         consumer.close()
+
+
+def _high_watermark(consumer, partition: TopicPartition, timeout: float) -> int:
+    """Ask the partition's leader for its high watermark, retrying while a new topic's leader is being elected."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=timeout)[1]
+        except KafkaException as error:
+            code = error.args[0].code() if error.args else None
+            if code not in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE) \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def read_ledger(settings: Settings, topics: Topics, timeout: float = 10.0) -> dict[str, dict]:

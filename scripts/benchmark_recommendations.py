@@ -1,22 +1,24 @@
 #!/usr/bin/env python
 """Measure the recommender worker on the real retail data and print one Markdown table row per figure.
 
-    .venv/bin/python scripts/benchmark_recommendations.py [--rate 1000] [--seconds 30]
+    .venv/bin/python scripts/benchmark_recommendations.py [--rate 1000] [--seconds 30] [--probes-csv FILE]
 
 Works in a namespace of its own (topics, consumer group and Redis keys named
 bench_reco_<time>) on the running services and removes it afterwards:
 
 1. publish every retail file, start one ``cie worker --role recommender`` and
    time it until it has learned every event (learning and each touched
-   customer's lists), then until lag 0 (every list rewritten exactly, and the
-   checkpoint written);
+   customer's lists), then until lag 0 (checkpoint written), then until the
+   worker marks every list exact (``lists_exact_up_to`` in its checkpoint meta);
 2. offer ``--rate`` events per second for ``--seconds`` seconds: the orders,
    cancellations and product updates from ``--load-from`` on again, with new
-   event ids and event times after the history. Ten times a
-   second one of them is a probe: a purchase, by a customer with a history,
-   of a product that is not in their buy-again list. A watcher polls Redis
-   every 2 ms and records when the product appears in that list. The figure
-   is the time from the probe's ``produce()`` call to that moment.
+   event ids and event times after the history, Avro-encoded before the clock
+   starts. Ten times a second one of them is a probe: a purchase, by a
+   customer with a history and no event in the load, of a product trending
+   now that is not in their buy-again list. A watcher polls Redis every 2 ms
+   and records when the product appears in that list. The figure is the time
+   from the probe's ``produce()`` call to that moment; ``--probes-csv`` writes
+   each probe's send time and latency, to see when the slow ones happened.
 """
 
 import argparse
@@ -81,6 +83,7 @@ class Watcher(threading.Thread):
         self.client, self.keys = client, keys
         self.pending: dict[tuple[str, str], float] = {}
         self.latencies: list[float] = []
+        self.probes: list[tuple[float, float]] = []  # (produced at, latency), in the order seen
         self.lock = threading.Lock()
         self.stopping = False
 
@@ -102,27 +105,31 @@ class Watcher(threading.Thread):
                     for ((customer, product), produced_at), score in zip(waiting, found):
                         if score is not None:
                             self.latencies.append(now - produced_at)
+                            self.probes.append((produced_at, now - produced_at))
                             del self.pending[(customer, product)]
             time.sleep(0.002)
 
 
 def _probe_targets(client: redis.Redis, keys: RecoKeys, customers: list[str]) -> list[tuple[str, str]]:
-    """(customer, product) pairs: the customer's best discover product, which they have never bought.
+    """(customer, product) pairs: a product trending now that is not in the customer's buy-again list.
 
     Only customers with fewer than 40 products in their buy-again list (of
     50) are taken, so that a product bought once enters it.
     """
+    trending = [product.decode() for product in client.zrevrange(keys.trending(None), 0, 99)]
     targets = []
     for customer in customers:
-        if client.zcard(keys.customer_list(customer, "buy_again")) >= 40:
+        held = {product.decode() for product in client.zrange(keys.customer_list(customer, "buy_again"), 0, -1)}
+        if len(held) >= 40:
             continue
-        best = client.zrevrange(keys.customer_list(customer, "discover"), 0, 0)
-        if best:
-            targets.append((customer, best[0].decode()))
+        product = next((product for product in trending if product not in held), None)
+        if product is not None:
+            targets.append((customer, product))
     return targets
 
 
-def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_from: datetime) -> None:
+def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_from: datetime,
+          probes_csv: Path | None = None) -> None:
     name = f"bench_reco_{int(time.time())}"
     overrides = {"CIE_TOPIC_PREFIX": name, "CIE_CONSUMER_GROUP": f"{name}-streams"}
     settings = Settings(**overrides)
@@ -149,12 +156,22 @@ def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_fro
             time.sleep(0.2)
         caught_up = time.perf_counter() - started
         cpu = _cpu_seconds(worker.pid)
+        # The load starts once every list is exact, so that it meets a worker with nothing queued.
+        learned_events = int(client.hget(keys.meta, "events_learned"))
+        while int(client.hget(keys.meta, "lists_exact_up_to") or -1) < learned_events:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the recommender exited; see {log_path}")
+            time.sleep(0.2)
+        exact = time.perf_counter() - started
+        exact_cpu = _cpu_seconds(worker.pid)
         row("recommender, backlog of the whole retail history: events learned per second "
             "(start-up, learning and each touched customer's lists)",
             f"{summary.events_published / learned:,.0f} events/s ({summary.events_published:,} events in {learned:.1f} s)",
             COMMAND)
-        row("same backlog until lag 0 (every list of every customer and product rewritten exactly, checkpoint written)",
+        row("same backlog until lag 0 (every event learned, the touched customers' lists written, checkpoint written)",
             f"{caught_up:.1f} s; {cpu:.1f} s of CPU", COMMAND)
+        row("same backlog until every list of every customer, country and product is exact",
+            f"{exact:.1f} s; {exact_cpu:.1f} s of CPU", COMMAND)
 
         # 2. Live load with probes.
         meta = client.hgetall(keys.meta)
@@ -166,18 +183,26 @@ def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_fro
         history = [key.decode().split(":")[-2] for key in client.scan_iter(match=f"{keys.prefix}:c:*:meta", count=1000)]
         targets = _probe_targets(client, keys, sorted(set(history) - in_load))
         if not targets:
-            raise RuntimeError("no customer has a discover list to take probe products from")
+            raise RuntimeError("no trending list or no customer to probe; did the recommender write its lists?")
         publisher = EventPublisher(settings, event_producer(settings, **{"linger.ms": 5}))
+        # Encoded before the clock starts: the load generator shares the worker's two cores, and
+        # Avro-encoding 1,000 orders of 30 lines a second would take most of one of them.
+        encoded = [publisher.encode(event) for event in load]
         watcher = Watcher(redis.Redis.from_url(settings.redis_url), keys)
         watcher.start()
         probe_every = max(1, rate // PROBES_PER_SECOND)
         probes = 0
         cpu_before = _cpu_seconds(worker.pid)
+        print(f"offering {count:,} events at {rate:,} events/s", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        for index, event in enumerate(load):
+        for index, (event, message) in enumerate(zip(load, encoded)):
             due = started + index / rate
             while (wait := due - time.perf_counter()) > 0:
-                publisher.producer.poll(min(wait, 0.005))
+                # poll() takes whole milliseconds and would spin on a shorter wait, taking a core from the worker.
+                if wait >= 0.002:
+                    publisher.producer.poll(min(wait - 0.001, 0.005))
+                else:
+                    time.sleep(wait)
             if index % probe_every == probe_every // 2 and probes < len(targets):
                 customer, product = targets[probes]
                 probes += 1
@@ -186,8 +211,9 @@ def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_fro
                          "received_at": datetime.now(timezone.utc), "source": "benchmark", "country": None,
                          "lines": [{"line_number": 1, "product_id": product, "description": None,
                                     "quantity": 1, "unit_price": Decimal("1.00")}]}
+                message = publisher.encode(event)
                 watcher.expect(customer, product, time.perf_counter())
-            publisher.publish(event)
+            publisher.produce(*message)
         offered = count / (time.perf_counter() - started)
         publisher.flush()
         ends = end_offsets(settings, [topics.product_events, topics.customer_events])
@@ -200,6 +226,11 @@ def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_fro
             time.sleep(0.05)
         watcher.stopping = True
         latencies = sorted(watcher.latencies)
+        if probes_csv is not None:
+            with probes_csv.open("w") as out:
+                out.write("sent_s,latency_ms\n")
+                for produced_at, latency in sorted(watcher.probes):
+                    out.write(f"{produced_at - started:.3f},{latency * 1000:.1f}\n")
         missing = len(watcher.pending)
         p50 = statistics.median(latencies) * 1000
         p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)] * 1000
@@ -241,11 +272,13 @@ def main() -> int:
     parser.add_argument("--load-from", default="2011-10-01",
                         help="offer the events from this date on (default: Oct-Dec 2011, the months with the "
                              "largest orders; 2009-12-01 gives the mix of the whole history)")
+    parser.add_argument("--probes-csv", help="write each probe's send time (seconds into the load) and latency here")
     args = parser.parse_args()
     print(f"machine: {machine()}, {datetime.now(timezone.utc):%Y-%m-%d}")
     print("| figure | value | command |\n| --- | --- | --- |")
     load_from = datetime.fromisoformat(args.load_from).replace(tzinfo=timezone.utc)
-    bench(Path(args.data_dir), args.rate, args.seconds, Path(args.history_dir or args.data_dir), load_from)
+    bench(Path(args.data_dir), args.rate, args.seconds, Path(args.history_dir or args.data_dir), load_from,
+          Path(args.probes_csv) if args.probes_csv else None)
     return 0
 
 

@@ -162,6 +162,10 @@ def test_lists_equal_model_recommendations(reco):
     model = checkpoint.model
     assert model.events_learned == 3_432
     assert len(model.customer_ids) == 43
+    # The worker marks the lists exact once it is idle, which is what the comparison below needs.
+    meta_key = RecoKeys.from_settings(reco.settings).meta
+    wait_until(lambda: int(_redis(reco).hget(meta_key, "lists_exact_up_to") or -1) == model.events_learned,
+               timeout=60, message="the recommender to mark its lists exact")
     for customer_id in model.customer_ids:
         for kind in LIST_KINDS:
             expected = [(item.product_id, item.reason.removeprefix("new customer: "))

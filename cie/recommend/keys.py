@@ -8,7 +8,8 @@ test) never collide.
 | ``checkpoint:model`` | string | ``Recommender.state_bytes()`` |
 | ``checkpoint:offsets`` | hash | ``<topic>:<partition>`` -> last offset learned |
 | ``checkpoint:seen`` | string | zlib of the sorted 16-byte event ids learned (duplicates are skipped) |
-| ``checkpoint:meta`` | hash | events learned, event-time clock, wall time and owner of the checkpoint |
+| ``checkpoint:meta`` | hash | events learned, event-time clock, wall time and owner of the checkpoint, and |
+| | | ``lists_exact_up_to``: events learned when the worker last had every list exact and nothing queued |
 | ``leader`` | string | token of the worker that holds the leader lock (expires) |
 | ``progress`` | hash | offsets learned so far (ahead of the checkpoint; for watching, not for resuming) |
 | ``c:<customer>:all``, ``:buy_again``, ``:discover`` | sorted set | product -> score |
