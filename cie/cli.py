@@ -76,13 +76,20 @@ def _worker(args) -> int:
 
 
 def _lag(args) -> int:
-    from projections.offsets import projection_lags, wait_for_zero_lag
+    from projections.offsets import projection_lags, wait_for_exact_lists, wait_for_zero_lag
 
     settings = get_settings()
+    if args.lists and args.wait is None:
+        print("--lists needs --wait SECONDS", file=sys.stderr)
+        return 2
     if args.wait is not None:
         started = time.perf_counter()
         before = projection_lags(settings)
-        lags = wait_for_zero_lag(settings, timeout=args.wait, progress=not args.quiet)
+        try:
+            lags = wait_for_zero_lag(settings, timeout=args.wait, progress=not args.quiet)
+        except TimeoutError as error:
+            print(error, file=sys.stderr)
+            return 1
         seconds = time.perf_counter() - started
         caught_up = sum(lag.lag for lag in before)
         if caught_up:
@@ -90,6 +97,14 @@ def _lag(args) -> int:
                   f"in {seconds:.1f} s ({caught_up / seconds:,.0f} records/s)")
         else:
             print("nothing to apply: every projection, the scorer and the recommender were already at lag 0")
+        if args.lists:
+            try:
+                learned, _ = wait_for_exact_lists(settings, timeout=max(0.0, args.wait - seconds))
+            except TimeoutError as error:
+                print(error, file=sys.stderr)
+                return 1
+            print(f"every recommendation list is exact up to the {learned:,} events learned "
+                  f"({time.perf_counter() - started - seconds:.1f} s after lag 0)")
     else:
         lags = projection_lags(settings)
     for lag in lags:
@@ -144,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command = commands.add_parser("lag", help="print each projection's consumer lag; exit 1 if any is behind")
     command.add_argument("--wait", type=float, metavar="SECONDS", help="wait up to SECONDS for every lag to reach 0")
+    command.add_argument("--lists", action="store_true",
+                         help="with --wait, also wait until the recommender has rewritten every customer, country "
+                              "and similar-products list exactly (about a minute after the whole retail history)")
     command.set_defaults(run=_lag)
 
     command = commands.add_parser("replay", help="rebuild every projection from offset 0 into empty tables and compare checksums with the live state")

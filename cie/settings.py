@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     key_cache_seconds: float = Field(60.0, alias="CIE_KEY_CACHE_SECONDS", ge=0)
     # Recommender worker (streams/recommender.py). Its model state and the offsets it has learned
     # up to are checkpointed to Redis together, every N events or T seconds after the first event
-    # that no checkpoint holds, whichever comes first, and once it is idle with every list written.
+    # that no checkpoint contains, whichever comes first, and once it is idle with every list written.
     reco_checkpoint_events: int = Field(20_000, alias="CIE_RECO_CHECKPOINT_EVENTS", ge=1)
     reco_checkpoint_seconds: float = Field(30.0, alias="CIE_RECO_CHECKPOINT_SECONDS", gt=0)
     reco_idle_checkpoint_seconds: float = Field(0.5, alias="CIE_RECO_IDLE_CHECKPOINT_SECONDS", gt=0)

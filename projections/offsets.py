@@ -74,6 +74,40 @@ def recommender_lag(settings: Settings) -> ProjectionLag:
     return ProjectionLag("recommender", applied, total, total - applied)
 
 
+def recommender_lists_exact(settings: Settings) -> tuple[int, int]:
+    """Return (events in the recommender's checkpoint, events learned when it last had every list exact).
+
+    The worker writes ``lists_exact_up_to`` once nothing is queued: no exact
+    discover list, trend, similar-products list or SGD step. At lag 0 the
+    checkpoint holds every event, so the lists are exact when the second
+    number is at least the first. Both are -1 before the first checkpoint.
+    """
+    import redis
+
+    from cie.recommend.keys import RecoKeys
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        learned, exact = client.hmget(RecoKeys.from_settings(settings).meta, "events_learned", "lists_exact_up_to")
+    finally:
+        client.close()
+    return int(learned or -1), int(exact or -1)
+
+
+def wait_for_exact_lists(settings: Settings, timeout: float, poll: float = 1.0) -> tuple[int, int]:
+    """Block until the recommender has every list exact (call at lag 0), or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        learned, exact = recommender_lists_exact(settings)
+        if exact >= learned:
+            return learned, exact
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the recommender's lists were still not all exact after {timeout:.0f} s "
+                               f"(exact up to {exact:,} of {learned:,} events learned); is the recommender "
+                               "running? see `make status` and its log")
+        time.sleep(poll)
+
+
 def projection_lags(settings: Settings, schema: str | None = None, database: str | None = None,
                     include_scorer: bool = True, include_recommender: bool = True) -> list[ProjectionLag]:
     """Return the lag of every projection, of the scorer (measured first so its output is counted) and of the recommender."""

@@ -29,8 +29,8 @@ say demo "3/5 publishing the retail orders and the product reviews in $data_root
 "$cie" import-retail --data-dir "$data_root/online_retail"
 "$cie" import-reviews --data-dir "$data_root"
 
-say demo "4/5 waiting until every projection, the scorer and the recommender have consumer lag 0"
-"$cie" lag --wait "${CIE_DEMO_TIMEOUT:-1800}"
+say demo "4/5 waiting until every projection, the scorer and the recommender have consumer lag 0, and every recommendation list is exact"
+"$cie" lag --wait "${CIE_DEMO_TIMEOUT:-1800}" --lists
 
 say demo "5/5 starting the API"
 scripts/app.sh start api

@@ -222,12 +222,16 @@ class RecommenderWorker:
         self.pending_trending: set[str | None] = set()
         self.trending_at: dict[str | None, float] = {}
         self.since_checkpoint = 0
-        self.unsaved_since = 0.0  # when the worker learned the first event that no checkpoint holds
+        self.unsaved_since = 0.0  # when the worker learned the first event that no checkpoint contains
         self.last_learned_at = 0.0
         self.dirty = False
         self.duplicates = 0
         self.swept_at = self.model.events_learned
         self.exact_up_to = -1  # events learned when every list was last exact (written to the meta hash)
+        stored_exact = self.client.hget(self.keys.meta, "lists_exact_up_to")
+        if checkpoint is not None and int(stored_exact or -1) < self.model.events_learned:
+            # The last leader stopped before every list was exact, so rewrite them all once caught up.
+            self.swept_at = self.model.events_learned - settings.reco_sweep_events
         # What this worker wrote to the names hash and the blocked set: product -> description, eligible.
         self.written_names: dict[str, str] = {}
         self.written_eligibility: dict[str, bool] = {}
@@ -314,7 +318,7 @@ class RecommenderWorker:
             self._log_stats()
 
     def _fetch(self, consumer: Consumer, wait: float) -> list:
-        """Take every record the consumer has queued; if there is none, wait up to ``wait`` seconds for one.
+        """Take every record the consumer has queued, or wait up to ``wait`` seconds for one if there is none.
 
         ``consume`` alone would wait out its whole timeout unless a full batch
         was queued, and each record would wait with it.

@@ -22,7 +22,7 @@ from cie.catalog import is_service_code
 from cie.kafka import EventPublisher
 from cie.recommend.events import retail_events
 from cie.recommend.keys import LIST_KINDS, RecoKeys, decode_reasons, reasons_field
-from projections.offsets import projection_lags, recommender_lag
+from projections.offsets import projection_lags, recommender_lag, wait_for_exact_lists
 from streams.recommender import load_checkpoint
 from tests.conftest import REPO, RETAIL_SAMPLE, clear_recommender, make_namespace, wait_until
 from tests.test_api import UVICORN, _free_port, _stop, _wait_ready
@@ -163,14 +163,20 @@ def test_lists_equal_model_recommendations(reco):
     assert model.events_learned == 3_432
     assert len(model.customer_ids) == 43
     # The worker marks the lists exact once it is idle, which is what the comparison below needs.
-    meta_key = RecoKeys.from_settings(reco.settings).meta
-    wait_until(lambda: int(_redis(reco).hget(meta_key, "lists_exact_up_to") or -1) == model.events_learned,
-               timeout=60, message="the recommender to mark its lists exact")
+    learned, exact = wait_for_exact_lists(reco.settings, timeout=60)
+    assert learned == model.events_learned
+    assert exact == model.events_learned
     for customer_id in model.customer_ids:
         for kind in LIST_KINDS:
             expected = [(item.product_id, item.reason.removeprefix("new customer: "))
                         for item in model.recommend(customer_id, 50, kind)]
             assert _customer_list(reco, customer_id, kind) == expected, (customer_id, kind)
+
+
+def test_lag_lists_needs_wait(reco):
+    result = reco.run_cli("lag", "--lists")
+    assert result.returncode == 2
+    assert "--lists needs --wait SECONDS" in result.stderr
 
 
 def test_discover_never_holds_a_bought_product(reco):

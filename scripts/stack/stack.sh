@@ -62,8 +62,8 @@ cmd_status() {
 # Print the connection settings that the Python code reads, as shell export lines.
 cmd_env() {
     local user password
-    user=$(urlencode "${POSTGRES_USER:-cie}")
-    password=$(urlencode "${POSTGRES_PASSWORD:-cie}")
+    user=$(stack_quote "${POSTGRES_USER:-cie}")
+    password=$(stack_quote "${POSTGRES_PASSWORD:-cie}")
     printf 'export %s=%q\n' \
         CIE_DATA_DIR "$CIE_DATA_DIR" \
         KAFKA_BOOTSTRAP_SERVERS "127.0.0.1:${KAFKA_PORT:-9092}" \
@@ -72,10 +72,6 @@ cmd_env() {
         CLICKHOUSE_HOST 127.0.0.1 \
         CLICKHOUSE_PORT "${CLICKHOUSE_PORT:-9000}" \
         CLICKHOUSE_HTTP_PORT "${CLICKHOUSE_HTTP_PORT:-8123}"
-}
-
-urlencode() {
-    python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"
 }
 
 dispatch "$@"
