@@ -6,8 +6,6 @@ with str.format. Values go in as clickhouse-driver %(name)s parameters.
 
 from datetime import date
 
-# money moved to api/formats.py; this import keeps queries.money working for code written before the move.
-from api.formats import money  # noqa: F401
 
 # Revenue per period. {period} is an expression from REVENUE_PERIODS and {where} comes from sales_filters().
 REVENUE = """SELECT {period} AS period, toString(sum(gross_revenue)), toString(sum(cancelled_revenue)),

@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 SCOPES = ("profiles:read", "analytics:read", "events:write", "admin")
 ADMIN_SCOPE = "admin"  # implies every other scope
 TOKEN_PREFIX = "cie"
-TOKEN_PATTERN = re.compile(r"^cie_(?P<key_id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
+KEY_ID = r"[0-9a-f]{12}"  # the public part of a token, which `cie keys revoke` takes
+KEY_ID_PATTERN = re.compile(rf"^{KEY_ID}$")
+TOKEN_PATTERN = re.compile(rf"^cie_(?P<key_id>{KEY_ID})_(?P<secret>[A-Za-z0-9_-]{{43}})$")
 
 # Never select the digest into anything that is printed or logged.
 KEY_COLUMNS = "key_id, name, scopes, rate_per_second, burst, created_at, last_used_at, expires_at, revoked_at"

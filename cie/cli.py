@@ -80,7 +80,7 @@ def _lag(args) -> int:
 
     settings = get_settings()
     if args.lists and args.wait is None:
-        print("--lists needs --wait SECONDS", file=sys.stderr)
+        print("--lists requires --wait SECONDS, for example `cie lag --wait 600 --lists`", file=sys.stderr)
         return 2
     if args.wait is not None:
         started = time.perf_counter()

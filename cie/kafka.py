@@ -91,7 +91,7 @@ class EventPublisher:
         return topic, key, encode_event(record)
 
     def produce(self, topic: str, key: bytes, value: bytes) -> None:
-        """Produce one encoded event (from ``encode``); delivery failures surface in ``flush``."""
+        """Produce one encoded event from ``encode``. Delivery failures surface in ``flush``."""
         while True:
             try:
                 self.producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
@@ -140,7 +140,7 @@ def _high_watermark(consumer, partition: TopicPartition, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return consumer.get_watermark_offsets(partition, timeout=timeout)[1]
+            return consumer.get_watermark_offsets(partition, timeout=max(0.1, deadline - time.monotonic()))[1]
         except KafkaException as error:
             code = error.args[0].code() if error.args else None
             if code not in (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE) \

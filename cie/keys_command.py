@@ -4,13 +4,13 @@ import argparse
 import json
 import math
 import os
-import re
 import shlex
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from cie.apikeys import (
+    KEY_ID_PATTERN,
     SCOPES,
     ApiKeyAlreadyRevoked,
     ApiKeyNotFound,
@@ -20,8 +20,6 @@ from cie.apikeys import (
     revoke_api_key,
 )
 from cie.settings import get_settings
-
-KEY_ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
 
 
 def _expiry_days(text: str) -> float:

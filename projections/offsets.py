@@ -79,7 +79,7 @@ def recommender_lists_exact(settings: Settings) -> tuple[int, int]:
 
     The worker writes ``lists_exact_up_to`` once nothing is queued: no exact
     discover list, trend, similar-products list or SGD step. At lag 0 the
-    checkpoint holds every event, so the lists are exact when the second
+    checkpoint contains every event, so the lists are exact when the second
     number is at least the first. Both are -1 before the first checkpoint.
     """
     import redis

@@ -44,10 +44,10 @@ from cie.cli import DEFAULT_RETAIL_DIR  # noqa: E402
 from cie.importers.publish import import_retail  # noqa: E402
 from cie.kafka import EventPublisher, admin_client, end_offsets, ensure_topics, event_producer  # noqa: E402
 from cie.recommend.events import retail_events  # noqa: E402
-from cie.recommend.keys import RecoKeys  # noqa: E402
+from cie.recommend.keys import RecoKeys, delete_recommender_keys, offset_field  # noqa: E402
 from cie.settings import WORKER_ROLES, Settings, consumer_group_for  # noqa: E402
 from cie.topics import Topics  # noqa: E402
-from projections.offsets import recommender_lag  # noqa: E402
+from projections.offsets import recommender_lag, recommender_lists_exact  # noqa: E402
 
 COMMAND = "scripts/benchmark_recommendations.py"
 PROBES_PER_SECOND = 10
@@ -55,7 +55,8 @@ PROBES_PER_SECOND = 10
 
 def _progress_done(client: redis.Redis, keys: RecoKeys, ends: dict) -> bool:
     progress = {field.decode(): int(value) for field, value in client.hgetall(keys.progress).items()}
-    return all(end == 0 or progress.get(f"{topic}:{partition}", -1) >= end - 1 for (topic, partition), end in ends.items())
+    return all(end == 0 or progress.get(offset_field(topic, partition), -1) >= end - 1
+               for (topic, partition), end in ends.items())
 
 
 def _load_events(data_dir: Path, start: datetime, count: int, load_from: datetime) -> list[dict]:
@@ -82,7 +83,6 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True)
         self.client, self.keys = client, keys
         self.pending: dict[tuple[str, str], float] = {}
-        self.latencies: list[float] = []
         self.probes: list[tuple[float, float]] = []  # (produced at, latency), in the order seen
         self.lock = threading.Lock()
         self.stopping = False
@@ -104,7 +104,6 @@ class Watcher(threading.Thread):
                 with self.lock:
                     for ((customer, product), produced_at), score in zip(waiting, found):
                         if score is not None:
-                            self.latencies.append(now - produced_at)
                             self.probes.append((produced_at, now - produced_at))
                             del self.pending[(customer, product)]
             time.sleep(0.002)
@@ -119,10 +118,10 @@ def _probe_targets(client: redis.Redis, keys: RecoKeys, customers: list[str]) ->
     trending = [product.decode() for product in client.zrevrange(keys.trending(None), 0, 99)]
     targets = []
     for customer in customers:
-        held = {product.decode() for product in client.zrange(keys.customer_list(customer, "buy_again"), 0, -1)}
-        if len(held) >= 40:
+        buy_again = {product.decode() for product in client.zrange(keys.customer_list(customer, "buy_again"), 0, -1)}
+        if len(buy_again) >= 40:
             continue
-        product = next((product for product in trending if product not in held), None)
+        product = next((product for product in trending if product not in buy_again), None)
         if product is not None:
             targets.append((customer, product))
     return targets
@@ -157,8 +156,10 @@ def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_fro
         caught_up = time.perf_counter() - started
         cpu = _cpu_seconds(worker.pid)
         # The load starts once every list is exact, so that it meets a worker with nothing queued.
-        learned_events = int(client.hget(keys.meta, "events_learned"))
-        while int(client.hget(keys.meta, "lists_exact_up_to") or -1) < learned_events:
+        while True:
+            learned_events, exact_up_to = recommender_lists_exact(settings)
+            if exact_up_to >= learned_events:
+                break
             if worker.poll() is not None:
                 raise RuntimeError(f"the recommender exited; see {log_path}")
             time.sleep(0.2)
@@ -225,7 +226,7 @@ def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_fro
         while watcher.pending and time.monotonic() < deadline:
             time.sleep(0.05)
         watcher.stopping = True
-        latencies = sorted(watcher.latencies)
+        latencies = sorted(latency for _, latency in watcher.probes)
         if probes_csv is not None:
             with probes_csv.open("w") as out:
                 out.write("sent_s,latency_ms\n")
@@ -246,8 +247,7 @@ def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_fro
         if worker is not None:
             worker.terminate()
             worker.wait(60)
-        for key_batch in _batches(list(client.scan_iter(match=keys.pattern, count=1000)), 1000):
-            client.delete(*key_batch)
+        delete_recommender_keys(client, keys)
         admin = admin_client(settings)
         names = [*Topics.from_settings(settings).event_topics, topics.dead_letter, topics.import_ledger]
         for future in admin.delete_topics(names, operation_timeout=30).values():
@@ -256,11 +256,6 @@ def bench(data_dir: Path, rate: int, seconds: float, history_dir: Path, load_fro
         for future in admin.delete_consumer_groups(groups).values():
             future.exception()
         print(f"recommender log: {log_path}")
-
-
-def _batches(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def main() -> int:

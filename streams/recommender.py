@@ -228,8 +228,8 @@ class RecommenderWorker:
         self.duplicates = 0
         self.swept_at = self.model.events_learned
         self.exact_up_to = -1  # events learned when every list was last exact (written to the meta hash)
-        stored_exact = self.client.hget(self.keys.meta, "lists_exact_up_to")
-        if checkpoint is not None and int(stored_exact or -1) < self.model.events_learned:
+        if checkpoint is not None and int(self.client.hget(self.keys.meta, "lists_exact_up_to") or -1) \
+                < self.model.events_learned:
             # The last leader stopped before every list was exact, so rewrite them all once caught up.
             self.swept_at = self.model.events_learned - settings.reco_sweep_events
         # What this worker wrote to the names hash and the blocked set: product -> description, eligible.
@@ -537,11 +537,11 @@ class RecommenderWorker:
                 "clock": repr(self.model.clock), "updated_at": repr(time.time())}
         for kind in LIST_KINDS:
             items = lists.lists[kind]
-            meta[reasons_field(kind)] = encode_reasons((item.product_id, item.reason) for item in items)
             digest = hash(tuple(items))
             if written.get(kind) == digest:
-                continue
+                continue  # its sorted set and its reasons field stay as written
             written[kind] = digest
+            meta[reasons_field(kind)] = encode_reasons((item.product_id, item.reason) for item in items)
             key = keys.customer_list(customer_id, kind)
             pipe.delete(key)
             if items:
@@ -555,7 +555,7 @@ class RecommenderWorker:
             pipe.hset(reasons_key, mapping={item.product_id: f"{rank}|{item.reason}" for rank, item in enumerate(items)})
 
     def _refresh_slow(self, budget: float) -> None:
-        """Exact discover lists first, then country trends, then similar products, until ``budget`` is spent."""
+        """Run queued SGD steps, exact discover lists, country trends and similar products until ``budget`` is spent."""
         if self.model.clock is None:
             return
         if self._caught_up():
@@ -563,15 +563,18 @@ class RecommenderWorker:
                 self._sweep()
         deadline = time.monotonic() + budget
 
-        # The factorisation's deferred SGD steps come first: the exact discover lists read its weights.
+        # Waiting SGD steps get half of the budget. The exact discover lists read the factorisation's
+        # weights, so they wait for the last step. Trends and similar products do not read them, so under
+        # a load that the steps cannot keep up with they are still refreshed.
         factorisation = self.model.factorisation
+        steps_waiting = False
         if factorisation is not None and factorisation.pending_steps:
-            factorisation.apply_pending(budget)
-            if factorisation.pending_steps:
-                return
-            self.builder.begin_round()  # the weights changed
+            factorisation.apply_pending(budget / 2)
+            steps_waiting = bool(factorisation.pending_steps)
+            if not steps_waiting:
+                self.builder.shared.pop("factorisation_items", None)  # the weights changed
         done: list[CustomerLists] = []
-        while self.pending_full and time.monotonic() < deadline:
+        while not steps_waiting and self.pending_full and time.monotonic() < deadline:
             customer_id, _ = self.pending_full.popitem(last=False)
             done.append(self.builder.full(customer_id))
         if done:

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 from cie.apikeys import create_api_key, create_table
 from cie.crypto.master import ensure_key_file
 from cie.kafka import ensure_topics
-from cie.recommend.keys import RecoKeys
+from cie.recommend.keys import RecoKeys, delete_recommender_keys
 from cie.settings import WORKER_ROLES, Settings, consumer_group_for
 from cie.topics import Topics
 from projections import clickhouse, postgres
@@ -153,9 +153,7 @@ def clear_recommender(settings: Settings) -> None:
 
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        keys = list(client.scan_iter(match=RecoKeys.from_settings(settings).pattern, count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start:start + 1000])
+        delete_recommender_keys(client, RecoKeys.from_settings(settings))
     finally:
         client.close()
 

@@ -21,7 +21,7 @@ import redis
 from cie.catalog import is_service_code
 from cie.kafka import EventPublisher
 from cie.recommend.events import retail_events
-from cie.recommend.keys import LIST_KINDS, RecoKeys, decode_reasons, reasons_field
+from cie.recommend.keys import LIST_KINDS, RecoKeys, decode_reasons, offset_field, reasons_field
 from projections.offsets import projection_lags, recommender_lag, wait_for_exact_lists
 from streams.recommender import load_checkpoint
 from tests.conftest import REPO, RETAIL_SAMPLE, clear_recommender, make_namespace, wait_until
@@ -176,7 +176,7 @@ def test_lists_equal_model_recommendations(reco):
 def test_lag_lists_needs_wait(reco):
     result = reco.run_cli("lag", "--lists")
     assert result.returncode == 2
-    assert "--lists needs --wait SECONDS" in result.stderr
+    assert "--lists requires --wait SECONDS" in result.stderr
 
 
 def test_discover_never_holds_a_bought_product(reco):
@@ -364,7 +364,7 @@ def _end_offsets_learned(space) -> bool:
     keys = RecoKeys.from_settings(space.settings)
     progress = {field.decode(): int(value) for field, value in _redis(space).hgetall(keys.progress).items()}
     ends = end_offsets(space.settings, [space.topics.product_events, space.topics.customer_events])
-    return all(end == 0 or progress.get(f"{topic}:{partition}", -1) == end - 1
+    return all(end == 0 or progress.get(offset_field(topic, partition), -1) == end - 1
                for (topic, partition), end in ends.items())
 
 

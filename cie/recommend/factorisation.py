@@ -68,6 +68,8 @@ class ImplicitFactorisation:
         )
         self.recent = np.zeros(sample_window, dtype=np.int32)  # ring buffer of purchased product indices
         self.purchases = 0  # purchases seen; the ring buffer's write position is purchases % sample_window
+        self.deferred = False  # see _step
+        self._reset_pending()
         self.draws = 0  # negative-sample draws so far, the counter of the generator
 
     def _draw(self) -> int:
@@ -99,15 +101,11 @@ class ImplicitFactorisation:
     # buy-again lists (which do not read the factorisation) without waiting for river's SGD steps,
     # about 18 microseconds each and five per purchased product. The steps wait in three parallel
     # arrays and are applied in the same order later, so the weights end up as without deferral.
-    deferred = False
-
     def _step(self, customer: int, product: int, target: float) -> None:
         if not self.deferred:
             self.apply_pending()  # steps restored from a checkpoint come first
             self.model.learn_one(customer, product, target)
             return
-        if not hasattr(self, "_pending_customers"):
-            self._reset_pending()
         self._pending_customers.append(customer)
         self._pending_products.append(product)
         self._pending_targets.append(target)
@@ -121,7 +119,7 @@ class ImplicitFactorisation:
     @property
     def pending_steps(self) -> int:
         """SGD steps learned but not yet applied to the weights."""
-        return len(self._pending_customers) - self._pending_next if hasattr(self, "_pending_customers") else 0
+        return len(self._pending_customers) - self._pending_next
 
     def apply_pending(self, seconds: float | None = None) -> int:
         """Apply deferred SGD steps in order, for at most ``seconds`` (None: all); return how many."""

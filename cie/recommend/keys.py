@@ -96,6 +96,14 @@ class RecoKeys:
         return f"{self.prefix}:*"
 
 
+def delete_recommender_keys(client, keys: RecoKeys) -> int:
+    """Delete every Redis key of one namespace's recommender (checkpoint, lists, lock) and return how many."""
+    names = list(client.scan_iter(match=keys.pattern, count=1000))
+    for start in range(0, len(names), 1000):
+        client.delete(*names[start:start + 1000])
+    return len(names)
+
+
 def offset_field(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 

@@ -91,7 +91,7 @@ class CustomerScores:
     # to every customer it scores between two learned batches, which computes them once per batch.
     shared: dict = field(default_factory=dict)
 
-    def _shared(self, name: str, compute):
+    def _shared(self, name: str | tuple, compute):
         if name not in self.shared:
             self.shared[name] = compute()
         return self.shared[name]
@@ -219,9 +219,7 @@ class CustomerScores:
         global_trend = _scaled(self.trend())
         scores = global_trend.copy()
         if self.country is not None:
-            table = model.country_trend
-            rows = np.flatnonzero(table.view("country") == self.country)
-            country_trend = np.bincount(table.product[rows], weights=table.trend[rows], minlength=self.product_count)
+            country_trend = self._shared(("country_trend", self.country), self._country_trend)
             if np.any(country_trend[self.eligible()] > 0):
                 scores = _scaled(country_trend) + GLOBAL_TREND_IN_COLD_START * global_trend
         pairs = model.pairs
@@ -229,6 +227,11 @@ class CustomerScores:
         scores[pairs.product[self.rows][known]] = -np.inf
         scores[~self.eligible() | (scores <= 0)] = -np.inf
         return scores
+
+    def _country_trend(self) -> np.ndarray:
+        table = self.model.country_trend
+        rows = np.flatnonzero(table.view("country") == self.country)
+        return np.bincount(table.product[rows], weights=table.trend[rows], minlength=self.product_count)
 
     def scores(self, kind: str) -> np.ndarray:
         if kind not in KINDS:

@@ -16,16 +16,20 @@ CIE_DATA_DIR=$(cd -- "$CIE_DATA_DIR" && pwd)
 
 # The Python code reads connection settings, not ports. Those not set are derived from the
 # ports here, so that a stack on other ports (infra/README.md) is also the one that the demo,
-# the workers and the API reach. `stack.sh env` prints the same values.
+# the workers and the API reach. `stack.sh env` prints the values that the ports give.
 stack_quote() {
     python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"
+}
+stack_postgres_dsn() {
+    local user password
+    user=$(stack_quote "${POSTGRES_USER:-cie}")
+    password=$(stack_quote "${POSTGRES_PASSWORD:-cie}")
+    printf 'postgresql://%s:%s@127.0.0.1:%s/%s\n' "$user" "$password" "${POSTGRES_PORT:-5432}" "${POSTGRES_DB:-cie}"
 }
 : "${KAFKA_BOOTSTRAP_SERVERS:=127.0.0.1:${KAFKA_PORT:-9092}}"
 : "${REDIS_URL:=redis://127.0.0.1:${REDIS_PORT:-6379}/0}"
 : "${CLICKHOUSE_HOST:=127.0.0.1}"
-if [[ -z ${POSTGRES_DSN:-} ]]; then
-    POSTGRES_DSN="postgresql://$(stack_quote "${POSTGRES_USER:-cie}"):$(stack_quote "${POSTGRES_PASSWORD:-cie}")@127.0.0.1:${POSTGRES_PORT:-5432}/${POSTGRES_DB:-cie}"
-fi
+[[ -n ${POSTGRES_DSN:-} ]] || POSTGRES_DSN=$(stack_postgres_dsn)
 export CIE_DATA_DIR KAFKA_BOOTSTRAP_SERVERS REDIS_URL CLICKHOUSE_HOST POSTGRES_DSN
 
 # Master key of the personal-data encryption: unless CIE_MASTER_KEY is set, the

@@ -61,13 +61,10 @@ cmd_status() {
 
 # Print the connection settings that the Python code reads, as shell export lines.
 cmd_env() {
-    local user password
-    user=$(stack_quote "${POSTGRES_USER:-cie}")
-    password=$(stack_quote "${POSTGRES_PASSWORD:-cie}")
     printf 'export %s=%q\n' \
         CIE_DATA_DIR "$CIE_DATA_DIR" \
         KAFKA_BOOTSTRAP_SERVERS "127.0.0.1:${KAFKA_PORT:-9092}" \
-        POSTGRES_DSN "postgresql://$user:$password@127.0.0.1:${POSTGRES_PORT:-5432}/${POSTGRES_DB:-cie}" \
+        POSTGRES_DSN "$(stack_postgres_dsn)" \
         REDIS_URL "redis://127.0.0.1:${REDIS_PORT:-6379}/0" \
         CLICKHOUSE_HOST 127.0.0.1 \
         CLICKHOUSE_PORT "${CLICKHOUSE_PORT:-9000}" \
